@@ -1,0 +1,159 @@
+"""Digit entry for the IVR: the specialty menu tree and the NHS number, one digit at a time.
+
+Both are tiny pure machines fed digits and timeouts; the call flow owns prompts and retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from callrouter.core.commands import Prompt
+from callrouter.core.nhs_number import NHS_NUMBER_LENGTH, is_valid
+from callrouter.settings.dialplan import Menu
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """More digits may come: wait ``inter_digit`` seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class Chosen:
+    specialty: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnteredSubmenu:
+    menu: Menu
+
+
+@dataclass(frozen=True, slots=True)
+class WentBack:
+    menu: Menu
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    entered: str
+
+
+MenuResult = Pending | Chosen | EnteredSubmenu | WentBack | Invalid
+
+PENDING = Pending()
+
+
+class MenuEntry:
+    """Where the GP is in the menu tree and what they have keyed so far.
+
+    A digit that completes an option selects it at once; a digit that could still begin a
+    two-digit code waits for the next digit or '#'. '*' in a sub-menu goes back one level.
+    """
+
+    __slots__ = ("_buffer", "_stack")
+
+    def __init__(self, root: Menu) -> None:
+        self._stack: list[Menu] = [root]
+        self._buffer = ""
+
+    @property
+    def menu(self) -> Menu:
+        return self._stack[-1]
+
+    @property
+    def buffer(self) -> str:
+        return self._buffer
+
+    def feed(self, digit: str) -> MenuResult:
+        if digit == "*" and not self._buffer and len(self._stack) > 1:
+            self._stack.pop()
+            return WentBack(self.menu)
+        if digit in "*#":
+            return self.resolve() if self._buffer else Invalid(digit)
+        self._buffer += digit
+        if self.menu.is_prefix(self._buffer):
+            return PENDING
+        return self.resolve()
+
+    def resolve(self) -> MenuResult:
+        """Settle the keyed digits (after '#', an inter-digit timeout, or a full code)."""
+        entered, self._buffer = self._buffer, ""
+        option = self.menu.lookup(entered)
+        if option is None:
+            return Invalid(entered)
+        if option.submenu is not None:
+            self._stack.append(option.submenu)
+            return EnteredSubmenu(option.submenu)
+        assert option.specialty is not None  # the model guarantees one of the two
+        return Chosen(option.specialty)
+
+    def reset_buffer(self) -> None:
+        self._buffer = ""
+
+
+def menu_prompts(menu: Menu, specialty_names: Mapping[str, str]) -> tuple[Prompt, ...]:
+    """The spoken menu: its own prompt, then "For <label>, press <digits>." per option."""
+    prompts: list[Prompt] = []
+    if menu.prompt is not None:
+        prompts.append(menu.prompt.as_prompt())
+    for option in menu.options:
+        if option.label is not None:
+            label = option.label
+        elif option.specialty is not None:
+            label = specialty_names.get(option.specialty, option.specialty.replace("-", " "))
+        else:
+            label = "more specialties"
+        spoken_digits = " ".join(option.digits)
+        prompts.append(Prompt(f"For {label}, press {spoken_digits}."))
+    return tuple(prompts)
+
+
+@dataclass(frozen=True, slots=True)
+class NhsComplete:
+    number: str
+
+
+@dataclass(frozen=True, slots=True)
+class NhsSkipped:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class NhsInvalid:
+    entered: str
+
+
+NhsResult = Pending | NhsComplete | NhsSkipped | NhsInvalid
+
+
+class NhsEntry:
+    """Ten digits, ended by '#' or by the tenth digit; '*' skips when skipping is allowed."""
+
+    __slots__ = ("_buffer", "_may_skip")
+
+    def __init__(self, may_skip: bool) -> None:
+        self._buffer = ""
+        self._may_skip = may_skip
+
+    @property
+    def buffer(self) -> str:
+        return self._buffer
+
+    def feed(self, digit: str) -> NhsResult:
+        if digit == "*":
+            if self._may_skip and not self._buffer:
+                return NhsSkipped()
+            entered, self._buffer = self._buffer + "*", ""
+            return NhsInvalid(entered)
+        if digit == "#":
+            return self.resolve()
+        self._buffer += digit
+        if len(self._buffer) == NHS_NUMBER_LENGTH:
+            return self.resolve()
+        return PENDING
+
+    def resolve(self) -> NhsResult:
+        entered, self._buffer = self._buffer, ""
+        if is_valid(entered):
+            return NhsComplete(entered)
+        return NhsInvalid(entered)

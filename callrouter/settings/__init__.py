@@ -1,0 +1,1 @@
+"""Settings: typed, frozen models of config.yaml, dialplans and rotas, and their loader."""
