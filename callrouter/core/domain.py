@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing_extensions import TypeIs
 
 
 class EndReason(StrEnum):
@@ -158,3 +159,11 @@ DomainEvent = (
     | OutcomeRecorded
     | CallEnded
 )
+
+
+DOMAIN_EVENT_TYPES: tuple[type, ...] = DomainEvent.__args__
+
+
+def is_domain_event(effect: object) -> TypeIs[DomainEvent]:
+    """True for a domain event (as opposed to a command) in a flow's effects."""
+    return isinstance(effect, DOMAIN_EVENT_TYPES)

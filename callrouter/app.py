@@ -1,0 +1,234 @@
+"""The composition root: build every adapter from the settings, run the engine, shut down well.
+
+Start-up order: logs → records (close calls a crash left open) → metrics → prompts → SIP
+workers → bus → health → READY=1. SIGTERM/SIGINT: stop taking calls, let calls in progress
+finish for ``drain_seconds``, then hang up the rest and stop. SIGHUP: reload dialplans and rotas;
+a bad reload is logged and the running configuration kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from callrouter import __version__
+from callrouter.adapters import systemd
+from callrouter.adapters.health import HealthServer
+from callrouter.adapters.metrics import Metrics
+from callrouter.adapters.mqtt import MqttBus
+from callrouter.adapters.store_sqlite import CallStore
+from callrouter.core.calendar import is_open
+from callrouter.core.callflow import FlowEnv
+from callrouter.core.directory import CallerDirectory
+from callrouter.core.learning import MemberStats
+from callrouter.core.planner import RotaPlanSource
+from callrouter.core.strategies import strategy_named
+from callrouter.engine import Engine, EngineLimits, EnginePresence
+from callrouter.prompt_set import PreparedPrompts, prompts_of
+from callrouter.settings.dialplan import Dialplan
+from callrouter.settings.errors import ConfigError
+from callrouter.settings.loader import Settings, load_settings
+from callrouter.sinks import Fanout
+from callrouter.sip import protocol as p
+from callrouter.sip.pool import WorkerPool
+from callrouter.sip.worker_config import WorkerConfig
+
+log = structlog.get_logger("callrouter.app")
+
+GAUGE_PERIOD_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Command-line overrides of config.yaml, so instances and tests can run side by side."""
+
+    sip_port: int | None = None
+    metrics_port: int | None = None
+    health_port: int | None = None
+    db: Path | None = None
+    drain_seconds: float = 30.0
+
+
+def build_env(settings: Settings, presence: EnginePresence, stats: MemberStats) -> FlowEnv:
+    zone = settings.rotas.zone
+
+    def open_now(dialplan: Dialplan, now: float) -> bool:
+        return is_open(dialplan.hours, datetime.fromtimestamp(now, tz=zone))
+
+    return FlowEnv(
+        specialty_names=dict(settings.config.specialties),
+        directories={area: CallerDirectory(plan) for area, plan in settings.dialplans.items()},
+        plans=RotaPlanSource(settings.dialplans, settings.rotas),
+        presence=presence,
+        stats=stats,
+        strategy_for=lambda policy: strategy_named(policy.strategy.value),
+        is_open=open_now,
+        free_legs=lambda: 0,  # the engine gives each call its own worker's count
+        max_call_seconds=settings.config.limits.max_call_seconds,
+    )
+
+
+def _publish_gauges(settings: Settings, metrics: Metrics, env: FlowEnv, now: float) -> None:
+    """Members on call per area/specialty/tier and service hours, for the dashboards' alerts."""
+    for area, dialplan in settings.dialplans.items():
+        metrics.set_in_service_hours(area, in_hours=env.is_open(dialplan, now))
+        for specialty in dialplan.specialties:
+            try:
+                plan = env.plans.plan(area, specialty, now)
+            except LookupError:
+                log.exception("plan_failed", area=area, specialty=specialty)
+                continue
+            for tier in plan.tiers:
+                metrics.set_members_on_call(area, specialty, tier.name, len(tier.members))
+
+
+async def run(config_path: Path, options: RunOptions) -> int:
+    settings = load_settings(config_path)
+    cfg = settings.config
+    sip_port = options.sip_port or cfg.sip.listen_port
+    metrics_port = cfg.metrics.listen_port if options.metrics_port is None else options.metrics_port
+    db_path = options.db or cfg.database.path
+
+    store = await CallStore.open(db_path)
+    closed = await store.close_interrupted(time.time())
+    log.info("records_open", path=str(db_path), interrupted_closed=closed)
+
+    metrics = Metrics(version=__version__)
+    for area, dialplan in settings.dialplans.items():
+        metrics.declare_area(area, dialplan.specialties, ("local", "ncn"))
+    metrics_server = metrics.serve(cfg.metrics.listen_host, metrics_port)
+    log.info("metrics_listening", host=cfg.metrics.listen_host, port=metrics_server.port)
+
+    prompts = PreparedPrompts(cfg.paths.prompt_cache)
+    made = await prompts.prepare(prompts_of(settings))
+    log.info("prompts_ready", count=made)
+
+    worker = WorkerConfig(
+        worker_id="w0",
+        listen_host=cfg.sip.listen_host,
+        listen_port=sip_port,
+        public_host=cfg.sip.advertised_host,
+        rtp_port_min=cfg.sip.rtp_port_min,
+        rtp_port_max=cfg.sip.rtp_port_max,
+        media_timeout=cfg.sip.media_timeout_seconds,
+        sip_trace=cfg.logging.sip_message_dumps,
+        log_level=4 if cfg.logging.sip_message_dumps else 2,
+    )
+    pool = WorkerPool([worker])
+    bus = None
+    bus_task: asyncio.Task[None] | None = None
+    try:
+        readies = await pool.start()
+        for ready in readies:
+            log.info("sip_listening", host=ready.sip_host, port=ready.sip_port, slots=ready.slots)
+            metrics.set_worker_slots_free(ready.slots)
+
+        if cfg.mqtt is not None:
+            bus = MqttBus(
+                host=cfg.mqtt.host,
+                port=cfg.mqtt.port,
+                topic_prefix=cfg.mqtt.topic_prefix,
+                node_id=cfg.mqtt.client_id,
+                username=cfg.mqtt.username,
+                password=cfg.mqtt.password,
+            )
+            bus_task = asyncio.create_task(bus.run(), name="mqtt")
+
+        stats = MemberStats()
+        presence = EnginePresence(bus.is_available if bus is not None else None)
+        env = build_env(settings, presence, stats)
+        engine = Engine(
+            sip=pool,
+            dialplans=settings,
+            env=env,
+            presence=presence,
+            prompts=prompts,
+            sink=Fanout(store=store, metrics=metrics, bus=bus),
+            limits=EngineLimits(
+                max_concurrent_calls=cfg.limits.max_concurrent_calls,
+                trunk_allows=cfg.sip.trunk_allows,
+            ),
+        )
+
+        def on_worker_event(event: p.Event) -> None:
+            if isinstance(event, p.Slots | p.LegClosed | p.Incoming):
+                metrics.set_worker_slots_free(pool.free_slots)
+
+        engine.on_worker_event = on_worker_event
+        return await _serve(engine, settings, metrics, env, options)
+    finally:
+        if bus_task is not None:
+            bus_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await bus_task
+        await pool.aclose()
+        metrics_server.close()
+        await store.close()
+        log.info("stopped")
+
+
+async def _serve(
+    engine: Engine,
+    settings: Settings,
+    metrics: Metrics,
+    env: FlowEnv,
+    options: RunOptions,
+) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(engine, settings.config_path))
+
+    serving = asyncio.create_task(engine.serve(), name="engine")
+    health = None
+    if options.health_port is not None:
+        health = HealthServer(
+            lambda: {"active_calls": engine.active_calls}, ready=lambda: not stop.is_set()
+        )
+        await health.start("127.0.0.1", options.health_port)
+
+    async def gauges() -> None:
+        while True:
+            _publish_gauges(settings, metrics, env, time.time())
+            systemd.watchdog()
+            await asyncio.sleep(GAUGE_PERIOD_SECONDS)
+
+    gauge_task = asyncio.create_task(gauges(), name="gauges")
+    systemd.ready()
+    log.info("ready", areas=sorted(settings.dialplans))
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
+
+    systemd.stopping()
+    engine.stop_accepting()
+    log.info("draining", active_calls=engine.active_calls, grace=options.drain_seconds)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(engine.wait_idle(), options.drain_seconds)
+    await engine.hang_up_all(grace=5.0)
+    for task in (gauge_task, serving, stopper):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if health is not None:
+        await health.close()
+    return 0
+
+
+def _reload(engine: Engine, config_path: Path) -> None:
+    systemd.reloading()
+    try:
+        fresh = load_settings(config_path)
+    except ConfigError as error:
+        log.error("reload_rejected", errors=str(error))
+    else:
+        engine.reload(fresh, build_env(fresh, engine.presence, engine.env.stats))
+        log.info("reloaded", areas=sorted(fresh.dialplans))
+    systemd.ready()

@@ -1,0 +1,40 @@
+"""``callrouter run``: the long-running engine (answers calls until SIGTERM)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from callrouter.app import RunOptions, run
+from callrouter.cli import Subparsers, add_config_argument, settings_or_exit
+from callrouter.logsetup import configure_logging
+
+
+def add_run_command(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
+    run = subparsers.add_parser("run", help="answer calls: the engine and its SIP worker")
+    add_config_argument(run)
+    run.add_argument("--sip-port", type=int, help="override sip.listen_port")
+    run.add_argument("--metrics-port", type=int, help="override metrics.listen_port (0: any)")
+    run.add_argument("--health-port", type=int, help="serve GET /healthz on 127.0.0.1:PORT")
+    run.add_argument("--db", type=Path, help="override database.path")
+    run.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=30.0,
+        help="on SIGTERM, how long calls in progress may go on before they are ended",
+    )
+    run.set_defaults(func=run_engine)
+
+
+def run_engine(args: argparse.Namespace) -> int:
+    settings = settings_or_exit(args.config)  # a bad config never starts
+    configure_logging(settings.config.logging.level)
+    options = RunOptions(
+        sip_port=args.sip_port,
+        metrics_port=args.metrics_port,
+        health_port=args.health_port,
+        db=args.db,
+        drain_seconds=args.drain_seconds,
+    )
+    return asyncio.run(run(args.config, options))

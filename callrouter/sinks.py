@@ -1,0 +1,61 @@
+"""Fan-out of domain events to the sinks: records, metrics, the bus, the log.
+
+Records come first and are awaited (the audit trail); metrics and the bus are synchronous and
+never block. A failing sink is logged and does not stop the others or the call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+import structlog
+
+from callrouter.core import domain as d
+
+log = structlog.get_logger("callrouter.events")
+
+
+class Store(Protocol):
+    async def handle(self, event: d.DomainEvent) -> None: ...
+
+
+class SyncSink(Protocol):
+    def handle(self, event: d.DomainEvent) -> None: ...
+
+
+class Bus(Protocol):
+    def publish_event(self, event: d.DomainEvent) -> None: ...
+
+
+class Fanout:
+    def __init__(
+        self,
+        store: Store | None = None,
+        metrics: SyncSink | None = None,
+        bus: Bus | None = None,
+        extra: tuple[SyncSink, ...] = (),
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._bus = bus
+        self._extra = extra
+
+    async def handle(self, event: d.DomainEvent) -> None:
+        if self._store is not None:
+            try:
+                await self._store.handle(event)
+            except Exception:
+                log.exception("store_failed", event_type=type(event).__name__)
+        for sink in (self._metrics, *self._extra):
+            if sink is not None:
+                try:
+                    sink.handle(event)
+                except Exception:
+                    log.exception("sink_failed", event_type=type(event).__name__)
+        if self._bus is not None:
+            self._bus.publish_event(event)
+        fields = dataclasses.asdict(event)
+        fields.pop("nhs_number", None)  # never in a log line
+        fields.pop("call_id", None)  # bound in the call's log context already
+        log.info(type(event).__name__, **fields)
