@@ -138,8 +138,10 @@ async def run(config_path: Path, options: RunOptions) -> int:
                 node_id=cfg.mqtt.client_id,
                 username=cfg.mqtt.username,
                 password=cfg.mqtt.password,
+                keepalive=cfg.mqtt.keepalive_seconds,
             )
             bus_task = asyncio.create_task(bus.run(), name="mqtt")
+            bus_task.add_done_callback(_log_crash)
 
         stats = MemberStats()
         presence = EnginePresence(bus.is_available if bus is not None else None)
@@ -162,7 +164,9 @@ async def run(config_path: Path, options: RunOptions) -> int:
                 metrics.set_worker_slots_free(pool.free_slots)
 
         engine.on_worker_event = on_worker_event
-        return await _serve(engine, settings, metrics, env, options)
+        return await _serve(
+            engine=engine, settings=settings, metrics=metrics, options=options, pool=pool
+        )
     finally:
         if bus_task is not None:
             bus_task.cancel()
@@ -175,33 +179,42 @@ async def run(config_path: Path, options: RunOptions) -> int:
 
 
 async def _serve(
+    *,
     engine: Engine,
     settings: Settings,
     metrics: Metrics,
-    env: FlowEnv,
     options: RunOptions,
+    pool: WorkerPool,
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(engine, settings.config_path))
+    current = [settings]  # replaced by a good SIGHUP reload
+
+    def reload() -> None:
+        fresh = _reload(engine, settings.config_path)
+        if fresh is not None:
+            current[0] = fresh
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
 
     serving = asyncio.create_task(engine.serve(), name="engine")
     health = None
     if options.health_port is not None:
         health = HealthServer(
-            lambda: {"active_calls": engine.active_calls}, ready=lambda: not stop.is_set()
+            lambda: {"active_calls": engine.active_calls, "worker_slots_free": pool.free_slots},
+            ready=lambda: not stop.is_set(),
         )
         await health.start("127.0.0.1", options.health_port)
 
     async def gauges() -> None:
         while True:
-            _publish_gauges(settings, metrics, env, time.time())
-            systemd.watchdog()
+            _publish_gauges(current[0], metrics, engine.env, time.time())
             await asyncio.sleep(GAUGE_PERIOD_SECONDS)
 
     gauge_task = asyncio.create_task(gauges(), name="gauges")
+    watchdog_task = asyncio.create_task(systemd.keep_watchdog_fed(), name="watchdog")
     systemd.ready()
     log.info("ready", areas=sorted(settings.dialplans))
     stopper = asyncio.create_task(stop.wait())
@@ -213,7 +226,7 @@ async def _serve(
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(engine.wait_idle(), options.drain_seconds)
     await engine.hang_up_all(grace=5.0)
-    for task in (gauge_task, serving, stopper):
+    for task in (gauge_task, watchdog_task, serving, stopper):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -222,13 +235,21 @@ async def _serve(
     return 0
 
 
-def _reload(engine: Engine, config_path: Path) -> None:
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("task_crashed", task=task.get_name(), error=repr(task.exception()))
+
+
+def _reload(engine: Engine, config_path: Path) -> Settings | None:
+    """Load the tree again; on any error keep what runs. Returns the new settings if taken."""
     systemd.reloading()
     try:
         fresh = load_settings(config_path)
     except ConfigError as error:
         log.error("reload_rejected", errors=str(error))
-    else:
-        engine.reload(fresh, build_env(fresh, engine.presence, engine.env.stats))
-        log.info("reloaded", areas=sorted(fresh.dialplans))
+        systemd.ready()
+        return None
+    engine.reload(fresh, build_env(fresh, engine.presence, engine.env.stats))
+    log.info("reloaded", areas=sorted(fresh.dialplans))
     systemd.ready()
+    return fresh

@@ -9,11 +9,11 @@ Pure: the holidays table is computed, not fetched, so caching it per year is saf
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 
 import holidays
 
-from callrouter.core.localtime import at_wall
+from callrouter.core.localtime import at_wall, wall
 from callrouter.settings.dialplan import WEEKDAYS, ServiceHours
 
 _BY_YEAR: dict[int, dict[date, str]] = {}
@@ -38,9 +38,9 @@ def is_bank_holiday(day: date) -> bool:
     return day in _year(day.year)
 
 
-def is_open(hours: ServiceHours, at: datetime) -> bool:
-    """Whether the line is open at ``at``, read on ``at``'s own clock (pass it in the zone of the
-    configuration).
+def is_open(hours: ServiceHours, at: datetime, tz: tzinfo | None = None) -> bool:
+    """Whether the line is open at instant ``at``, read on the clock of ``tz`` (the configured
+    zone; default ``at``'s own zone).
 
     No windows means always open, bank holidays included: a line with no hours configured never
     turns callers away. With windows, a window counts on its day only, and not at all on a bank
@@ -50,13 +50,13 @@ def is_open(hours: ServiceHours, at: datetime) -> bool:
         raise ValueError("is_open needs a timezone-aware instant")
     if not hours.windows:
         return True
-    tz = at.tzinfo
-    today = at.replace(tzinfo=None).date()
+    zone = tz if tz is not None else at.tzinfo
+    today = wall(at, zone).date()
     if hours.closed_on_bank_holidays and is_bank_holiday(today):
         return False
     weekday = WEEKDAYS[today.weekday()]
     return any(
         weekday in window.days
-        and at_wall(today, window.open, tz) <= at < at_wall(today, window.close, tz)
+        and at_wall(today, window.open, zone) <= at < at_wall(today, window.close, zone)
         for window in hours.windows
     )

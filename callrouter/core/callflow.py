@@ -15,13 +15,10 @@ h11's state table:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable
 
 from callrouter.core import domain as d
-from callrouter.core.commands import Answer, Bridge, Command, Dial, Hangup, Play, Prompt, StopPlay
-from callrouter.core.directory import CallerDirectory, CallerIdentity
+from callrouter.core.commands import Answer, Hangup, StopPlay
 from callrouter.core.events import (
     GP,
     Digit,
@@ -35,134 +32,105 @@ from callrouter.core.events import (
     PromptDone,
     Tick,
 )
+from callrouter.core.flow_after import AfterMixin
+from callrouter.core.flow_base import (
+    FAREWELL_LIMIT_SECONDS,
+    SURVEY_SECONDS,
+    WHISPER_ALLOWANCE_SECONDS,
+    Effect,
+    FlowEnv,
+    IllegalEvent,
+    PlanSource,
+    spoken,
+)
+from callrouter.core.flow_hunt import HuntMixin
 from callrouter.core.flow_ivr import IvrMixin
-from callrouter.core.hunt import Hunter, Presence, Ring
-from callrouter.core.learning import MemberStats
-from callrouter.core.legs import LIVE, UNANSWERED, Leg, LegPhase, result_for_status
-from callrouter.core.plan import HuntPlan
+from callrouter.core.hunt import Hunter
+from callrouter.core.legs import UNANSWERED, LegPhase
 from callrouter.core.states import State
-from callrouter.core.strategies import Strategy
-from callrouter.settings.dialplan import Dialplan, HuntPolicy, UnknownCallerPolicy
+from callrouter.settings.dialplan import UnknownCallerPolicy
 
-Effect = Command | d.DomainEvent
-WHISPER_ALLOWANCE_SECONDS = 20.0  # how long a whisper may play before the confirm timer runs
-FAREWELL_LIMIT_SECONDS = 60.0  # a goodbye prompt that never reports done still ends the call
-SURVEY_SECONDS = 8.0
+_Any = Callable[..., None]
 
+__all__ = [
+    "FAREWELL_LIMIT_SECONDS",
+    "SURVEY_SECONDS",
+    "WHISPER_ALLOWANCE_SECONDS",
+    "CallFlow",
+    "Effect",
+    "FlowEnv",
+    "IllegalEvent",
+    "PlanSource",
+]
 
-class IllegalEvent(Exception):
-    """The event cannot happen in this state; the flow is unchanged."""
-
-
-class PlanSource(Protocol):
-    def plan(self, area: str, specialty: str, now: float) -> HuntPlan: ...
-
-
-@dataclass(frozen=True, slots=True)
-class FlowEnv:
-    """Everything a flow needs from outside, as pure lookups. Shared by all calls of an engine."""
-
-    specialty_names: Mapping[str, str]
-    directories: Mapping[str, CallerDirectory]  # by area
-    plans: PlanSource
-    presence: Presence
-    stats: MemberStats
-    strategy_for: Callable[[HuntPolicy], Strategy]
-    is_open: Callable[[Dialplan, float], bool]
-    free_legs: Callable[[], int]
-    max_call_seconds: float
+_UNANSWERED = tuple(UNANSWERED)
+_LEG_REPORTS = (LegRinging, LegAnswered, LegFailed)
 
 
-class CallFlow(IvrMixin):
+class CallFlow(HuntMixin, AfterMixin):
     """One call. ``repr`` shows state and legs: ``<CallFlow c1 HUNTING L1=ringing>``."""
 
-    def __init__(self, call_id: str, dialplan: Dialplan, env: FlowEnv, now: float) -> None:
-        super().__init__(dialplan, env.specialty_names)
-        self.call_id = call_id
-        self.dialplan = dialplan
-        self.env = env
-        self.state = State.OFFERED
-        self.area = dialplan.area
-        self.caller = CallerIdentity(None, None, None)
-        self.offered_at = now
-        self.answered_at = now
-        self.chosen_at: float | None = None
-        self.connected_at: float | None = None
-        self.talk_end_at: float | None = None
-        self.specialty: str | None = None
-        self.legs: dict[str, Leg] = {}
-        self.winner: Leg | None = None
-        self._hunter: Hunter | None = None
-        self._wait_deadline: float | None = None
-        self._call_deadline: float | None = None
-        self._farewell_deadline: float | None = None
-        self._end_reason = d.EndReason.COMPLETED
-        self._gp_gone = False
-        self._survey_tries = 0
-        self._out: list[Effect] = []
+    _state: State
+    _handlers: dict[type, _Any]
 
-    def __repr__(self) -> str:
-        legs = " ".join(f"{n}={leg.phase.value}" for n, leg in self.legs.items())
-        return f"<CallFlow {self.call_id} {self.state.name}{' ' + legs if legs else ''}>"
+    # The state carries its row of the table, so ``handle`` needs no lookup by enum member.
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @state.setter
+    def state(self, value: State) -> None:
+        self._state = value
+        self._handlers = _TABLE[value]
 
     # -- the public surface ---------------------------------------------------------------
 
     def handle(self, event: Event, now: float) -> list[Effect]:
-        handler = _TABLE[self.state].get(type(event))
+        handler = self._handlers.get(type(event))
         if handler is None:
-            raise IllegalEvent(f"{type(event).__name__} in state {self.state.name}")
+            raise IllegalEvent(f"{type(event).__name__} in state {self._state.name}")
         self._check_leg(event)
-        self._out = []
+        out: list[Effect] = []
+        self._out = out
         handler(self, event, now)
-        return self._out
+        return out
 
     def next_deadline(self) -> float | None:
-        times = [
-            t
-            for t in (
-                self.ivr_deadline,
-                self._wait_deadline,
-                self._call_deadline,
-                self._farewell_deadline,
-                self._hunter.next_deadline() if self._hunter is not None else None,
-            )
-            if t is not None
-        ]
-        times.extend(leg.deadline for leg in self.legs.values() if leg.deadline is not None)
-        return min(times) if times else None
+        soonest: float | None = None
+        for t in (
+            self.ivr_deadline,
+            self._wait_deadline,
+            self._call_deadline,
+            self._farewell_deadline,
+        ):
+            if t is not None and (soonest is None or t < soonest):
+                soonest = t
+        hunter = self._hunter
+        if hunter is not None:
+            t = hunter.next_deadline()
+            if t is not None and (soonest is None or t < soonest):
+                soonest = t
+        for leg in self.legs.values():
+            t = leg.deadline
+            if t is not None and (soonest is None or t < soonest):
+                soonest = t
+        return soonest
 
     @property
     def ended(self) -> bool:
-        return self.state is State.ENDED
-
-    # -- helpers shared with the IVR mixin ------------------------------------------------
-
-    def emit(self, effect: Effect) -> None:
-        self._out.append(effect)
-
-    def _call_id(self) -> str:
-        return self.call_id
-
-    def play_gp(self, *prompts: Prompt, loop: bool = False) -> None:
-        self.gp_playing = not loop
-        self._out.append(Play(GP, prompts, loop))
-
-    def farewell(self, prompt: Prompt, reason: d.EndReason, now: float) -> None:
-        """Say a last prompt to the GP, then hang up."""
-        self._end_reason = reason
-        self.ivr_deadline = None
-        self.state = State.FAREWELL
-        self.play_gp(prompt)
-        self._farewell_deadline = now + FAREWELL_LIMIT_SECONDS
+        return self._state is State.ENDED
 
     def _check_leg(self, event: Event) -> None:
-        leg = getattr(event, "leg", None)
-        if leg is None or leg == GP:
-            if isinstance(event, LegRinging | LegAnswered | LegFailed):
-                raise IllegalEvent(f"{type(event).__name__} names the GP leg")
+        kind = type(event)
+        if kind is Tick or kind is Offered:
+            return
+        leg = event.leg  # type: ignore[union-attr]
+        if leg == GP:
+            if kind in _LEG_REPORTS:
+                raise IllegalEvent(f"{kind.__name__} names the GP leg")
             return
         if leg not in self.legs:
-            raise IllegalEvent(f"{type(event).__name__} for unknown leg {leg!r}")
+            raise IllegalEvent(f"{kind.__name__} for unknown leg {leg!r}")
 
     # -- OFFERED ----------------------------------------------------------------------------
 
@@ -183,12 +151,12 @@ class CallFlow(IvrMixin):
         self.emit(d.CallAnswered(self.call_id, now))
         prompts = self.dialplan.prompts
         if not self.env.is_open(self.dialplan, now):
-            self.farewell(prompts.out_of_hours.as_prompt(), d.EndReason.OUT_OF_HOURS, now)
+            self.farewell(spoken(prompts.out_of_hours), d.EndReason.OUT_OF_HOURS, now)
         elif not self.caller.known and self.dialplan.unknown_callers is UnknownCallerPolicy.REJECT:
-            self.farewell(prompts.unknown_caller.as_prompt(), d.EndReason.UNKNOWN_CALLER, now)
+            self.farewell(spoken(prompts.unknown_caller), d.EndReason.UNKNOWN_CALLER, now)
         else:
             self.state = State.GREETING
-            self.play_gp(prompts.greeting.as_prompt())
+            self.play_gp(spoken(prompts.greeting))
 
     # -- IVR states (GREETING, NHS, MENU) are in flow_ivr.IvrMixin; it calls back here -----
 
@@ -199,313 +167,49 @@ class CallFlow(IvrMixin):
         self.emit(
             d.SpecialtyChosen(self.call_id, now, self.area, specialty, now - self.answered_at)
         )
-        plan = self.env.plans.plan(self.area, specialty, now)
+        env = self.env
+        plan = env.plans.plan(self.area, specialty, now)
         policy = plan.policy
         self.state = State.HUNTING
         self._hunter = Hunter(
-            plan,
-            self.env.strategy_for(policy),
-            self.env.presence,
-            self.env.stats,
-            self.env.free_legs(),
+            plan, env.strategy_for(policy), env.presence, env.stats, env.free_legs()
         )
         self._wait_deadline = now + policy.max_wait_seconds
-        self.play_gp(self.dialplan.prompts.hunting.as_prompt())
+        self.play_gp(spoken(self.dialplan.prompts.hunting))
         self._dial(self._hunter.start(now), now)
         self._maybe_give_up(now)
 
-    # -- HUNTING ----------------------------------------------------------------------------
-
-    def _dial(self, rings: list[Ring], now: float) -> None:
-        for ring in rings:
-            name = f"L{len(self.legs) + 1}"
-            candidate = ring.candidate
-            self.legs[name] = Leg(name, candidate, ring.tier, now, now + ring.ring_seconds)
-            display = self.caller.practice_name or "GP advice line"
-            self.emit(Dial(name, candidate.member_id, candidate.uri, display))
-            self.emit(
-                d.LegStarted(
-                    self.call_id,
-                    now,
-                    name,
-                    candidate.member_id,
-                    candidate.uri,
-                    ring.tier,
-                    candidate.why,
-                )
-            )
-
-    def _close_leg(self, leg: Leg, result: d.LegResult, status: int, now: float) -> None:
-        """Record a leg's end once; send Hangup when the leg is still up on our side."""
-        if leg.phase in LIVE:
-            leg.phase = LegPhase.CLOSING
-            self.emit(Hangup(leg.name, result.value))
-        leg.deadline = None
-        leg.result = result
-        self.emit(
-            d.LegEnded(
-                self.call_id,
-                now,
-                leg.name,
-                leg.candidate.member_id,
-                leg.tier,
-                result,
-                status,
-                leg.ring_seconds(now),
-            )
-        )
-        answered = leg.answered_at - leg.started_at if leg.answered_at is not None else 0.0
-        self.env.stats.record(leg.candidate.member_id, result, answered, now)
-
-    def _leg_lost(self, leg: Leg, result: d.LegResult, status: int, now: float) -> None:
-        """A leg of the hunt failed: close it, ring whoever is next, or give up."""
-        self._close_leg(leg, result, status, now)
-        if self.state is State.HUNTING and self._hunter is not None:
-            declined = result is d.LegResult.DECLINED
-            self._dial(self._hunter.leg_done(leg.candidate.member_id, declined, now), now)
-            self._maybe_give_up(now)
-
-    def _maybe_give_up(self, now: float) -> None:
-        if self._hunter is not None and self._hunter.exhausted() and self.state is State.HUNTING:
-            self._stop_hunt(d.LegResult.CANCELLED, now)
-            self.emit(StopPlay(GP))
-            nobody = self.dialplan.prompts.nobody.as_prompt()
-            self.farewell(nobody, d.EndReason.NOBODY_ACCEPTED, now)
-
-    def _stop_hunt(self, result: d.LegResult, now: float) -> None:
-        for leg in self.legs.values():
-            if leg.phase in LIVE and leg is not self.winner:
-                self._close_leg(leg, result, 0, now)
-        self._wait_deadline = None
-        self._hunter = None
-
-    def _on_ringing(self, event: LegRinging, now: float) -> None:
-        leg = self.legs[event.leg]
-        if leg.phase is LegPhase.DIALING:
-            leg.phase = LegPhase.RINGING
-            self.emit(d.LegRang(self.call_id, now, leg.name))
-
-    def _on_leg_answered(self, event: LegAnswered, now: float) -> None:
-        leg = self.legs[event.leg]
-        if leg.phase is LegPhase.CLOSING:
-            self.emit(Hangup(leg.name, "answered after cancel"))  # 200 crossed our CANCEL
-            return
-        if leg.phase not in UNANSWERED or self.state is not State.HUNTING:
-            raise IllegalEvent(f"LegAnswered for {leg.name} in phase {leg.phase.value}")
-        leg.phase = LegPhase.WHISPER
-        leg.answered_at = now
-        self.emit(d.LegPickedUp(self.call_id, now, leg.name, leg.candidate.member_id))
-        policy = self._policy()
-        if not policy.require_accept:
-            self._accept(leg, now)
-            return
-        leg.deadline = now + WHISPER_ALLOWANCE_SECONDS + policy.confirm_seconds
-        self.emit(Play(leg.name, self._whisper()))
-
-    def _whisper(self) -> tuple[Prompt, ...]:
-        p = self.dialplan.prompts
-        practice = (
-            Prompt(self.caller.practice_name)
-            if self.caller.practice_name
-            else p.whisper_unknown_practice.as_prompt()
-        )
-        assert self.specialty is not None
-        name = self.env.specialty_names.get(self.specialty, self.specialty)
-        return (
-            p.whisper_intro.as_prompt(),
-            practice,
-            p.whisper_about.as_prompt(),
-            Prompt(name),
-            p.whisper_keys.as_prompt(),
-        )
-
-    def _policy(self) -> HuntPolicy:
-        assert self.specialty is not None
-        return self.dialplan.specialties[self.specialty]
-
-    def _on_leg_failed(self, event: LegFailed, now: float) -> None:
-        leg = self.legs[event.leg]
-        if leg.phase in (LegPhase.CLOSING, LegPhase.DONE):
-            leg.phase = LegPhase.DONE  # the report of a leg we already ended
-            return
-        if leg.phase is LegPhase.ACCEPTED:
-            leg.phase = LegPhase.DONE
-            self._consultant_left(leg, now)
-            return
-        result = (
-            d.LegResult.HUNG_UP
-            if leg.phase is LegPhase.WHISPER
-            else result_for_status(event.status)
-        )
-        leg.phase = LegPhase.DONE
-        self._leg_lost(leg, result, event.status, now)
-
-    def _on_hung_up(self, event: HungUp, now: float) -> None:
-        if event.leg == GP:
-            self._gp_left(now)
-            return
-        leg = self.legs[event.leg]
-        if leg.phase in (LegPhase.CLOSING, LegPhase.DONE):
-            leg.phase = LegPhase.DONE
-            return
-        if leg.phase is LegPhase.ACCEPTED:
-            leg.phase = LegPhase.DONE
-            self._consultant_left(leg, now)
-            return
-        result = d.LegResult.HUNG_UP if leg.phase is LegPhase.WHISPER else d.LegResult.ERROR
-        leg.phase = LegPhase.DONE
-        self._leg_lost(leg, result, 0, now)
-
-    def _on_media_timeout(self, event: MediaTimeout, now: float) -> None:
-        if event.leg == GP:
-            self._gp_gone = True
-            self.emit(Hangup(GP, "media timeout"))
-            self._finish(d.EndReason.MEDIA_TIMEOUT, now)
-            return
-        leg = self.legs[event.leg]
-        if leg.phase is LegPhase.ACCEPTED:
-            self.emit(Hangup(leg.name, "media timeout"))
-            leg.phase = LegPhase.CLOSING
-            self._consultant_left(leg, now)
-        elif leg.phase in LIVE:
-            self._leg_lost(leg, d.LegResult.ERROR, 0, now)
-
-    def _on_digit_hunting(self, event: Digit, now: float) -> None:
-        if event.leg == GP:
-            return  # the GP is on hold: keys do nothing
-        leg = self.legs[event.leg]
-        if leg.phase is not LegPhase.WHISPER:
-            return  # keys during ringing or the conversation are not ours
-        if event.digit == "1":
-            self._accept(leg, now)
-        elif event.digit == "2":
-            self._leg_lost(leg, d.LegResult.DECLINED, 0, now)
-        else:
-            self.emit(Play(leg.name, (self.dialplan.prompts.whisper_keys.as_prompt(),)))
-
-    def _on_prompt_done_hunting(self, event: PromptDone, now: float) -> None:
-        if event.leg == GP:
-            if self.gp_playing:
-                self.gp_playing = False
-                self.play_gp(self.dialplan.prompts.hold.as_prompt(), loop=True)
-            return
-        leg = self.legs[event.leg]
-        if leg.phase is LegPhase.WHISPER:
-            leg.deadline = now + self._policy().confirm_seconds
-
-    def _accept(self, leg: Leg, now: float) -> None:
-        assert self.chosen_at is not None
-        assert self.specialty is not None
-        leg.phase = LegPhase.ACCEPTED
-        leg.deadline = None
-        self.winner = leg
-        self._stop_hunt(d.LegResult.CANCELLED, now)
-        self.state = State.BRIDGED
-        self.connected_at = now
-        self.emit(StopPlay(GP))
-        self.gp_playing = False
-        self.emit(Bridge(GP, leg.name))
-        self.emit(
-            d.Connected(
-                self.call_id,
-                now,
-                self.area,
-                self.specialty,
-                leg.name,
-                leg.candidate.member_id,
-                leg.tier,
-                now - self.chosen_at,
-            )
-        )
-        self._call_deadline = now + self.env.max_call_seconds
-
-    # -- BRIDGED and SURVEY -------------------------------------------------------------------
-
-    def _consultant_left(self, leg: Leg, now: float) -> None:
-        """The consultant hung up first: the GP hears the outcome question."""
-        self._close_winner(leg, now)
-        self.state = State.SURVEY
-        self._survey_tries = 0
-        self._ask_survey(now, first=True)
-
-    def _close_winner(self, leg: Leg, now: float) -> None:
-        if self.talk_end_at is None:
-            self.talk_end_at = now
-            self._call_deadline = None
-            self._close_leg(leg, d.LegResult.ACCEPTED, 200, now)
-
-    def _ask_survey(self, now: float, *, first: bool) -> None:
-        p = self.dialplan.prompts
-        if first:
-            self.play_gp(p.consultant_gone.as_prompt(), p.survey.as_prompt())
-        else:
-            self.play_gp(p.invalid.as_prompt(), p.survey.as_prompt())
-        self.ivr_deadline = None
-
-    def _on_digit_survey(self, event: Digit, now: float) -> None:
-        if event.leg != GP:
-            return
-        if self.gp_playing:
-            self.emit(StopPlay(GP))
-            self.gp_playing = False
-        if event.digit in "12":
-            assert self.specialty is not None
-            self.emit(
-                d.OutcomeRecorded(self.call_id, now, self.area, self.specialty, event.digit == "1")
-            )
-            self.farewell(self.dialplan.prompts.thanks.as_prompt(), d.EndReason.COMPLETED, now)
-            return
-        self._survey_tries += 1
-        if self._survey_tries >= self.dialplan.ivr.max_attempts:
-            self.farewell(self.dialplan.prompts.goodbye.as_prompt(), d.EndReason.COMPLETED, now)
-        else:
-            self._ask_survey(now, first=False)
-
-    def _on_prompt_done_survey(self, event: PromptDone, now: float) -> None:
-        if event.leg == GP and self.gp_playing:
-            self.gp_playing = False
-            self.ivr_deadline = now + SURVEY_SECONDS
-
-    def _on_digit_ignored(self, event: Digit, now: float) -> None:
-        """Keys in the conversation or during a goodbye are not for us."""
-
-    def _on_prompt_done_ignored(self, event: PromptDone, now: float) -> None:
-        """A prompt ending that no longer matters (stopped, or on a leg already gone)."""
-
-    def _on_prompt_done_farewell(self, event: PromptDone, now: float) -> None:
-        if event.leg == GP and self.gp_playing:
-            self.gp_playing = False
-            self._finish(self._end_reason, now)
+    # -- HUNTING is in flow_hunt.HuntMixin; BRIDGED, SURVEY and FAREWELL in flow_after ------
 
     # -- deadlines ------------------------------------------------------------------------------
 
     def _on_tick(self, event: Tick, now: float) -> None:
         for leg in list(self.legs.values()):
             if leg.deadline is not None and leg.deadline <= now:
-                if leg.phase in UNANSWERED:
+                if leg.phase in _UNANSWERED:
                     self._leg_lost(leg, d.LegResult.NO_ANSWER, 487, now)
                 elif leg.phase is LegPhase.WHISPER:
                     self._leg_lost(leg, d.LegResult.NO_CONFIRM, 0, now)
-        if self.state is State.HUNTING and self._hunter is not None:
+        if self._state is State.HUNTING and self._hunter is not None:
             deadline = self._hunter.next_deadline()
             if deadline is not None and deadline <= now:
                 self._dial(self._hunter.on_timer(now), now)
                 self._maybe_give_up(now)
         if (
-            self.state is State.HUNTING
+            self._state is State.HUNTING
             and self._wait_deadline is not None
             and self._wait_deadline <= now
         ):
             self._stop_hunt(d.LegResult.CANCELLED, now)
             self.emit(StopPlay(GP))
-            self.farewell(self.dialplan.prompts.nobody.as_prompt(), d.EndReason.MAX_WAIT, now)
+            self.farewell(spoken(self.dialplan.prompts.nobody), d.EndReason.MAX_WAIT, now)
         if self._call_deadline is not None and self._call_deadline <= now:
             self._call_deadline = None
             self._end_call(d.EndReason.MAX_CALL_LENGTH, now)
         if self.ivr_deadline is not None and self.ivr_deadline <= now:
             self.ivr_deadline = None
-            if self.state is State.SURVEY:
-                self.farewell(self.dialplan.prompts.goodbye.as_prompt(), d.EndReason.COMPLETED, now)
+            if self._state is State.SURVEY:
+                self.farewell(spoken(self.dialplan.prompts.goodbye), d.EndReason.COMPLETED, now)
             else:
                 self.ivr_timeout(now)
         if self._farewell_deadline is not None and self._farewell_deadline <= now:
@@ -515,11 +219,17 @@ class CallFlow(IvrMixin):
 
     def _gp_left(self, now: float) -> None:
         self._gp_gone = True
-        if self.state in (State.GREETING, State.NHS, State.MENU, State.OFFERED):
+        state = self._state
+        if (
+            state is State.GREETING
+            or state is State.NHS
+            or state is State.MENU
+            or state is State.OFFERED
+        ):
             self._finish(d.EndReason.GP_HANGUP_IVR, now)
-        elif self.state is State.HUNTING:
+        elif state is State.HUNTING:
             self._finish(d.EndReason.GP_HANGUP_HUNT, now)
-        elif self.state is State.FAREWELL:
+        elif state is State.FAREWELL:
             self._finish(self._end_reason, now)
         else:
             self._finish(d.EndReason.COMPLETED, now)
@@ -555,32 +265,6 @@ class CallFlow(IvrMixin):
             )
         )
 
-    def _on_late_leg_report(self, event: LegFailed | HungUp | LegAnswered, now: float) -> None:
-        """After the end, only the shell's reports of legs we already ended may arrive."""
-        if event.leg == GP:
-            return
-        leg = self.legs[event.leg]
-        if leg.phase not in (LegPhase.CLOSING, LegPhase.DONE):
-            raise IllegalEvent(f"{type(event).__name__} for live leg {leg.name} after the end")
-        if isinstance(event, LegAnswered) and leg.phase is LegPhase.CLOSING:
-            self.emit(Hangup(leg.name, "answered after cancel"))
-            return
-        leg.phase = LegPhase.DONE
-
-    def _on_leg_event_after_bridge(self, event: Event, now: float) -> None:
-        """Losing legs may still report in BRIDGED, SURVEY and FAREWELL."""
-        if isinstance(event, LegRinging):
-            return
-        if isinstance(event, LegAnswered):
-            self._on_late_leg_report(event, now)
-        elif isinstance(event, LegFailed):
-            self._on_leg_failed(event, now)
-        elif isinstance(event, HungUp):
-            self._on_hung_up(event, now)
-
-
-_Handler = Callable[[CallFlow, Event], None]
-_Any = Callable[..., None]
 
 _LATE = {
     LegRinging: CallFlow._on_leg_event_after_bridge,

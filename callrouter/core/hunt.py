@@ -53,6 +53,7 @@ class Hunter:
         "_plan",
         "_presence",
         "_queue",
+        "_skipped",
         "_stats",
         "_strategy",
         "_wait_until",
@@ -74,6 +75,7 @@ class Hunter:
         self._active: dict[str, int] = {}  # member_id -> tier index
         self._declined: set[str] = set()
         self._queue: deque[tuple[int, Candidate]] = deque()
+        self._skipped: list[tuple[int, Candidate]] = []  # busy when their turn came, this pass
         self._pass = 0
         self._pass_dialled = 0
         self._next_add_at = -math.inf
@@ -128,6 +130,7 @@ class Hunter:
             return False
         self._pass += 1
         self._pass_dialled = 0
+        self._skipped.clear()
         for index, tier in enumerate(self._plan.tiers):
             for candidate in self._strategy.order(tier.members, self._stats, now):
                 self._queue.append((index, candidate))
@@ -162,25 +165,45 @@ class Hunter:
                     break
                 continue
             index, candidate = self._queue[0]
+            if index and self._skipped:
+                freed = self._freed_before(index)
+                if freed is not None:
+                    index, candidate = freed  # rule 1 holds at this instant, not only at queueing
+                    if not self._may_take(index):
+                        self._skipped.append(freed)
+                        break
+                    self._start(rings, index, candidate, now)
+                    continue
             if not self._may_take(index):
                 break
             self._queue.popleft()
             member = candidate.member_id
-            if (
-                member in self._active
-                or member in self._declined
-                or not self._presence.is_available(member)
-            ):
+            if member in self._active or member in self._declined:
                 continue
-            self._active[member] = index
-            self._pass_dialled += 1
-            self._stats.offered(member, now)
-            rings.append(
-                Ring(
-                    candidate,
-                    self._plan.tiers[index].name,
-                    self._strategy.ring_seconds(candidate, policy, self._stats),
-                )
-            )
-            self._next_add_at = now + self._strategy.stagger_seconds(candidate, policy, self._stats)
+            if not self._presence.is_available(member):
+                self._skipped.append((index, candidate))
+                continue
+            self._start(rings, index, candidate, now)
         return rings
+
+    def _freed_before(self, index: int) -> tuple[int, Candidate] | None:
+        """A member of a tier before ``index`` who was busy at their turn but is free now."""
+        for position, (tier, candidate) in enumerate(self._skipped):
+            if tier < index and self._presence.is_available(candidate.member_id):
+                del self._skipped[position]
+                return tier, candidate
+        return None
+
+    def _start(self, rings: list[Ring], index: int, candidate: Candidate, now: float) -> None:
+        policy = self._plan.policy
+        self._active[candidate.member_id] = index
+        self._pass_dialled += 1
+        self._stats.offered(candidate.member_id, now)
+        rings.append(
+            Ring(
+                candidate,
+                self._plan.tiers[index].name,
+                self._strategy.ring_seconds(candidate, policy, self._stats),
+            )
+        )
+        self._next_add_at = now + self._strategy.stagger_seconds(candidate, policy, self._stats)

@@ -1,12 +1,18 @@
 """What the engine has observed of each consultant, to order hunts and keep them fair.
 
 Updated from LegEnded facts only (never from hidden knowledge). Pure: the caller passes ``now``.
-Answer likelihood is a Beta posterior mean so a member seen twice is not judged on two rings;
-answer delay is an exponentially weighted mean so it follows a member whose habits change.
+
+- Answer likelihood (picked up within the ring time) is a Beta posterior mean whose evidence
+  decays a little with each new ring, so a member seen twice is not judged on two rings and one
+  whose habits change is followed.
+- Answer delay is learned as a lognormal: exponentially weighted mean and variance of the log of
+  the seconds from ring start to pick-up.
+- Recent accepted calls decay with a half-life of working hours, for the fairness guard.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from callrouter.core.domain import LegResult
@@ -15,14 +21,17 @@ from callrouter.core.domain import LegResult
 PRIOR_ANSWERED = 3.0
 PRIOR_RUNG = 4.0
 PRIOR_DELAY_SECONDS = 8.0
-DELAY_WEIGHT = 0.2  # weight of the newest observation in the delay average
-MISS_DECAY = 0.9  # how fast old misses are forgotten relative to new evidence
+PRIOR_LOG_DELAY_VAR = 0.5  # ~ a p90 of 2.5 x the median until a member has been seen answering
+DELAY_WEIGHT = 0.2  # weight of the newest observation in the delay averages
+MISS_DECAY = 0.97  # each new ring keeps this share of the old answer evidence
+FAIRNESS_HALF_LIFE_SECONDS = 4 * 3600.0  # how fast recent accepted calls are forgotten
 
 # Results that say nothing about whether the member picks up (we ended the leg, or they were busy).
 _NEUTRAL = frozenset({LegResult.CANCELLED, LegResult.BUSY, LegResult.ERROR})
 _PICKED_UP = frozenset(
     {LegResult.ACCEPTED, LegResult.DECLINED, LegResult.NO_CONFIRM, LegResult.HUNG_UP}
 )
+_LN2 = math.log(2.0)
 
 
 @dataclass(slots=True)
@@ -31,6 +40,10 @@ class MemberRecord:
     answered: float = 0.0
     accepted: int = 0
     delay_mean: float = PRIOR_DELAY_SECONDS
+    log_delay_mean: float = math.log(PRIOR_DELAY_SECONDS)
+    log_delay_var: float = PRIOR_LOG_DELAY_VAR
+    recent_accepted: float = 0.0
+    recent_at: float = float("-inf")
     last_offered: float = float("-inf")
     last_missed: float = float("-inf")
     last_accepted: float = float("-inf")
@@ -64,11 +77,16 @@ class MemberStats:
         if result in _PICKED_UP:
             rec.answered += 1.0
             rec.delay_mean += DELAY_WEIGHT * (answer_delay - rec.delay_mean)
+            step = math.log(max(answer_delay, 0.5)) - rec.log_delay_mean
+            rec.log_delay_mean += DELAY_WEIGHT * step
+            rec.log_delay_var = (1 - DELAY_WEIGHT) * (rec.log_delay_var + DELAY_WEIGHT * step**2)
         else:
             rec.last_missed = now
         if result is LegResult.ACCEPTED:
             rec.accepted += 1
             rec.last_accepted = now
+            rec.recent_accepted = _decayed(rec, now) + 1.0
+            rec.recent_at = now
 
     def answer_rate(self, member_id: str) -> float:
         rec = self._records.get(member_id)
@@ -79,6 +97,18 @@ class MemberStats:
     def answer_delay(self, member_id: str) -> float:
         rec = self._records.get(member_id)
         return PRIOR_DELAY_SECONDS if rec is None else rec.delay_mean
+
+    def log_delay(self, member_id: str) -> tuple[float, float]:
+        """Mean and standard deviation of ln(seconds to pick up), learned."""
+        rec = self._records.get(member_id)
+        if rec is None:
+            return math.log(PRIOR_DELAY_SECONDS), math.sqrt(PRIOR_LOG_DELAY_VAR)
+        return rec.log_delay_mean, math.sqrt(max(rec.log_delay_var, 1e-4))
+
+    def recent_accepted(self, member_id: str, now: float) -> float:
+        """Accepted calls, each counting less as it ages (half-life of a few working hours)."""
+        rec = self._records.get(member_id)
+        return 0.0 if rec is None else _decayed(rec, now)
 
     def last_offered(self, member_id: str) -> float:
         rec = self._records.get(member_id)
@@ -91,3 +121,10 @@ class MemberStats:
     def accepted(self, member_id: str) -> int:
         rec = self._records.get(member_id)
         return 0 if rec is None else rec.accepted
+
+
+def _decayed(rec: MemberRecord, now: float) -> float:
+    if rec.recent_accepted == 0.0:
+        return 0.0
+    age = max(now - rec.recent_at, 0.0)
+    return rec.recent_accepted * math.exp(-_LN2 * age / FAIRNESS_HALF_LIFE_SECONDS)

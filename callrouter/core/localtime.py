@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 
 _SECOND = timedelta(seconds=1)
 
@@ -35,14 +36,16 @@ def _reads(instant: datetime, tz: tzinfo) -> datetime:
 
 
 def instant(local: datetime, tz: tzinfo) -> datetime:
-    """The first instant at which the clock in ``tz`` reads ``local`` or later (see module doc)."""
+    """The first instant at which the clock in ``tz`` reads ``local`` or later (see module doc),
+    in UTC: an aware time inside the repeated autumn hour never compares *equal* to one in
+    another zone (PEP 495), so instants are kept in UTC."""
     early = local.replace(tzinfo=tz, fold=0).astimezone(UTC)
     late = local.replace(tzinfo=tz, fold=1).astimezone(UTC)
     lo, hi = min(early, late), max(early, late)
     if _reads(lo, tz) == local:
-        return lo.astimezone(tz)
+        return lo
     if _reads(hi, tz) == local:
-        return hi.astimezone(tz)
+        return hi
     # In a gap: the clock jumps from before `local` to after it somewhere in (lo, hi].
     lo = lo.replace(microsecond=0)
     while hi - lo > _SECOND:
@@ -52,11 +55,13 @@ def instant(local: datetime, tz: tzinfo) -> datetime:
             hi = mid
         else:
             lo = mid
-    return hi.astimezone(tz)
+    return hi
 
 
+@lru_cache(maxsize=16_384)
 def at_wall(day: date, clock: time, tz: tzinfo) -> datetime:
-    """``instant`` of ``clock`` on ``day``."""
+    """``instant`` of ``clock`` on ``day``. Cached: a rota asks for the same few boundaries
+    (today's handoff, window edges) on every call, and the answer never changes."""
     return instant(datetime.combine(day, clock), tz)
 
 

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from statistics import NormalDist
 
 from callrouter.core.learning import MemberStats
 from callrouter.core.plan import Candidate
 from callrouter.settings.dialplan import HuntPolicy
 from callrouter.settings.dialplan import Strategy as StrategyName
 
-# A member who missed a call this recently is rung last in the first pass (auto-pause).
-PAUSE_AFTER_MISS_SECONDS = 600.0
-# Fairness guard: nobody may take more than this many accepted calls above the tier's least busy.
-FAIRNESS_MARGIN = 3
+# A member who missed a call this recently is rung after the others (auto-pause).
+PAUSE_AFTER_MISS_SECONDS = 300.0
+# Fairness guard: a member whose recent accepted calls exceed FAIR_SHARE_FACTOR x the tier's mean
+# (plus a margin, so the first few calls of a day decide nothing) is rung after the others.
+FAIR_SHARE_FACTOR = 2.0
+FAIRNESS_MARGIN = 2.0
+# Adaptive pacing: add the next leg once the ringing member's chance of still answering is below.
+ADD_WHEN_ANSWER_CHANCE_BELOW = 0.3
+_NORMAL = NormalDist()
 
 
 class Strategy:
@@ -87,13 +93,17 @@ class LeastRecent(Strategy):
 
 
 class Adaptive(Strategy):
-    """Learned order and pacing: likeliest, fastest answerers first, with a fairness guard.
+    """Learned order and pacing, with auto-pause and a fairness guard.
 
-    Each member is scored by observed answer likelihood per second of expected wait. Members who
-    just missed a call go last (auto-pause), and anyone far ahead of the tier in accepted calls
-    goes last too, so the keenest consultant is not given every call. The next leg is added once
-    the ringing member is past the time they usually answer by, so a reliable member is rarely
-    doubled up on, and an unknown one gets the policy's stagger.
+    Order: each member's observed chance of picking up within the ring time, per second of the
+    time they usually take, best first. A member who missed a call in the last few minutes goes
+    after the others (auto-pause); so does anyone who has recently taken much more than the
+    tier's fair share of calls (the fairness guard), so the keenest consultant is not given
+    every call. Pacing: the next leg is added only once the ringing member has become unlikely
+    to answer (their learned answer chance, given the seconds already rung without an answer,
+    falls below ``ADD_WHEN_ANSWER_CHANCE_BELOW``): a reliable member is rarely doubled up on,
+    an unreliable one costs the GP little waiting. Learns only from MemberStats, never from
+    anything the shell or the simulator knows beyond the legs' results.
     """
 
     name = StrategyName.ADAPTIVE.value
@@ -104,22 +114,42 @@ class Adaptive(Strategy):
     ) -> list[Candidate]:
         if not members:
             return []
-        least = min(stats.accepted(c.member_id) for c in members)
+        recent = [stats.recent_accepted(c.member_id, now) for c in members]
+        fair = FAIR_SHARE_FACTOR * sum(recent) / len(members) + FAIRNESS_MARGIN
 
-        def key(c: Candidate) -> tuple[int, int, float]:
-            paused = now - stats.last_missed(c.member_id) < PAUSE_AFTER_MISS_SECONDS
-            unfair = stats.accepted(c.member_id) - least > FAIRNESS_MARGIN
-            rate = stats.answer_rate(c.member_id)
-            delay = stats.answer_delay(c.member_id)
-            return (int(paused), int(unfair), -rate / (delay + 2.0))
+        def key(item: tuple[Candidate, float]) -> tuple[int, float]:
+            candidate, taken = item
+            member = candidate.member_id
+            paused = now - stats.last_missed(member) < PAUSE_AFTER_MISS_SECONDS
+            over = taken > fair
+            mu, sigma = stats.log_delay(member)
+            typical = math.exp(mu + sigma * sigma / 2)  # the lognormal's mean
+            return (int(paused) + int(over), -stats.answer_rate(member) / (typical + 4.0))
 
-        return sorted(members, key=key)
+        ranked = sorted(zip(members, recent, strict=True), key=key)
+        return [candidate for candidate, _ in ranked]
 
     def stagger_seconds(
         self, candidate: Candidate, policy: HuntPolicy, stats: MemberStats
     ) -> float:
-        delay = stats.answer_delay(candidate.member_id)
-        return min(max(1.5 * delay, 2.0), policy.stagger_seconds)
+        return give_up_on(candidate.member_id, policy.ring_seconds, stats)
+
+
+def give_up_on(member: str, ring_seconds: float, stats: MemberStats) -> float:
+    """Seconds after which ``member``, still not answering, will probably not answer at all:
+    P(answers later | silent so far) = p·S(t) / (1 - p + p·S(t)) < threshold, with p the
+    learned pick-up chance and S the learned lognormal delay's survival within the ring time."""
+    p = stats.answer_rate(member)
+    theta = ADD_WHEN_ANSWER_CHANCE_BELOW
+    if p <= theta:
+        return 0.0
+    mu, sigma = stats.log_delay(member)
+    # S(t) at which the chance falls to theta; S is the share of answers still to come.
+    survival = theta * (1 - p) / (p * (1 - theta))
+    if survival >= 1.0:
+        return 0.0
+    t = math.exp(mu + sigma * _NORMAL.inv_cdf(1 - survival))
+    return min(t, ring_seconds)
 
 
 _BUILTIN: dict[str, Callable[[], Strategy]] = {

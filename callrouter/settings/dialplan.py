@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from callrouter.core.commands import Prompt
 from callrouter.settings.base import Frozen
+from callrouter.settings.errors import FieldError
 
 SLUG = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 Slug = Annotated[str, Field(pattern=SLUG, max_length=64)]
@@ -55,9 +56,7 @@ class Prompts(Frozen):
         "The advice line is closed now. For urgent advice please contact the on-call registrar "
         "through the hospital switchboard. Goodbye."
     )
-    unknown_caller: PromptSpec = _prompt(
-        "This line is for registered GP practices only. Goodbye."
-    )
+    unknown_caller: PromptSpec = _prompt("This line is for registered GP practices only. Goodbye.")
     nhs_number: PromptSpec = _prompt(
         "Please key the patient's ten digit NHS number, then the hash key. "
         "To skip, press the star key."
@@ -74,8 +73,7 @@ class Prompts(Frozen):
     whisper_about: PromptSpec = _prompt("about")
     whisper_keys: PromptSpec = _prompt("Press 1 to accept, 2 to decline.")
     survey: PromptSpec = _prompt(
-        "Before you go: press 1 if this advice avoided a hospital referral or admission, "
-        "2 if not."
+        "Before you go: press 1 if this advice avoided a hospital referral or admission, 2 if not."
     )
     thanks: PromptSpec = _prompt("Thank you. Goodbye.")
     consultant_gone: PromptSpec = _prompt("The consultant has ended the call.")
@@ -115,16 +113,21 @@ class Menu(Frozen):
 
     @model_validator(mode="after")
     def _digits_unique(self) -> Self:
+        # FieldError carries the option's loc, so the error points at the offending line.
         seen: set[str] = set()
-        for option in self.options:
+        for index, option in enumerate(self.options):
             if option.digits in seen:
-                raise ValueError(f"two options on digits {option.digits!r}")
+                msg = f"two options on digits {option.digits!r}"
+                raise FieldError(msg, "options", index, "digits")
             seen.add(option.digits)
-        for option in self.options:
+        for index, option in enumerate(self.options):
             if len(option.digits) == 2 and option.digits[0] in seen:
-                raise ValueError(
+                raise FieldError(
                     f"two-digit code {option.digits!r} can never be reached: "
-                    f"{option.digits[0]!r} is an option of its own"
+                    f"{option.digits[0]!r} is an option of its own",
+                    "options",
+                    index,
+                    "digits",
                 )
         return self
 
@@ -136,7 +139,9 @@ class Menu(Frozen):
 
     def is_prefix(self, digits: str) -> bool:
         """True when more digits could still complete a two-digit code."""
-        return any(len(o.digits) > len(digits) and o.digits.startswith(digits) for o in self.options)
+        return any(
+            len(o.digits) > len(digits) and o.digits.startswith(digits) for o in self.options
+        )
 
 
 class IvrTimings(Frozen):

@@ -1,0 +1,89 @@
+"""The call-record schema and its migrations, applied in order by ``PRAGMA user_version``.
+
+Rules for whoever adds a migration: append to ``MIGRATIONS``, never edit a released one; each
+script runs inside one transaction together with the ``user_version`` bump, so a crash half-way
+leaves the file at the old version and the next start simply runs it again.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import aiosqlite
+
+# Index i holds the script that takes a file from user_version i to i + 1.
+MIGRATIONS: Final[tuple[str, ...]] = (
+    # v1: the call records and their consultant legs.
+    """
+    CREATE TABLE calls (
+        call_id                 TEXT PRIMARY KEY,
+        area                    TEXT NOT NULL,
+        specialty               TEXT,
+        caller_masked           TEXT NOT NULL,
+        practice                TEXT,
+        clinician               TEXT,
+        nhs_number              TEXT,
+        offered_at              REAL NOT NULL,
+        answered_at             REAL,
+        specialty_at            REAL,
+        connected_at            REAL,
+        ended_at                REAL,
+        outcome                 TEXT,
+        end_reason              TEXT,
+        survey_avoided_referral INTEGER CHECK (survey_avoided_referral IN (0, 1)),
+        member_id               TEXT,
+        tier                    TEXT,
+        ivr_seconds             REAL,
+        connect_seconds         REAL,
+        talk_seconds            REAL
+    ) STRICT;
+    CREATE INDEX calls_by_offered_at ON calls (offered_at);
+    CREATE INDEX calls_still_open ON calls (call_id) WHERE ended_at IS NULL;
+
+    CREATE TABLE legs (
+        call_id      TEXT NOT NULL REFERENCES calls (call_id) ON DELETE CASCADE,
+        leg          TEXT NOT NULL,
+        member_id    TEXT NOT NULL,
+        uri          TEXT NOT NULL,
+        tier         TEXT NOT NULL,
+        why          TEXT NOT NULL,
+        started_at   REAL NOT NULL,
+        ringing_at   REAL,
+        answered_at  REAL,
+        accepted     INTEGER CHECK (accepted IN (0, 1)),
+        ended_at     REAL,
+        sip_status   INTEGER,
+        result       TEXT,
+        ring_seconds REAL,
+        PRIMARY KEY (call_id, leg)
+    ) STRICT;
+    """,
+)
+
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+class SchemaTooNewError(RuntimeError):
+    """The file was written by a newer callrouter; refusing to touch it."""
+
+
+async def user_version(db: aiosqlite.Connection) -> int:
+    async with db.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+async def migrate(db: aiosqlite.Connection) -> int:
+    """Bring ``db`` (opened in autocommit mode) up to ``SCHEMA_VERSION``; return the old version."""
+    found = await user_version(db)
+    if found > SCHEMA_VERSION:
+        msg = f"database schema v{found} is newer than this callrouter (v{SCHEMA_VERSION})"
+        raise SchemaTooNewError(msg)
+    for version in range(found, SCHEMA_VERSION):
+        # executescript commits anything pending first; BEGIN ... COMMIT makes the script and
+        # the version bump one atomic step.
+        script = MIGRATIONS[version]
+        await db.executescript(
+            f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version + 1};\nCOMMIT;"
+        )
+    return found

@@ -1,0 +1,183 @@
+"""What every part of the call flow shares: the environment, the call's fields and small helpers.
+
+``CallFlow`` (callflow.py) is assembled from mixins along the call's phases: the IVR
+(flow_ivr.py), the hunt (flow_hunt.py) and the conversation and its end (flow_after.py). They
+meet here: the fields of one call, closing legs, ending the hunt, and a few methods each phase
+provides to the others (declared below, defined where they belong).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from callrouter.core import domain as d
+from callrouter.core.commands import Command, Hangup, Play, Prompt
+from callrouter.core.directory import CallerDirectory, CallerIdentity
+from callrouter.core.events import GP, HungUp, LegFailed
+from callrouter.core.flow_ivr import IvrMixin
+from callrouter.core.hunt import Hunter, Presence
+from callrouter.core.learning import MemberStats
+from callrouter.core.legs import LIVE, Leg, LegPhase
+from callrouter.core.plan import HuntPlan
+from callrouter.core.states import State
+from callrouter.core.strategies import Strategy
+from callrouter.settings.dialplan import Dialplan, HuntPolicy, PromptSpec
+
+Effect = Command | d.DomainEvent
+WHISPER_ALLOWANCE_SECONDS = 20.0  # how long a whisper may play before the confirm timer runs
+FAREWELL_LIMIT_SECONDS = 60.0  # a goodbye prompt that never reports done still ends the call
+SURVEY_SECONDS = 8.0
+
+# Phase tests as tuples: membership then compares by identity, which is cheaper than hashing an
+# Enum member (the simulator runs these a few million times a minute).
+LIVE_PHASES = tuple(LIVE)
+ENDED_PHASES = (LegPhase.CLOSING, LegPhase.DONE)
+
+_PROMPTS: dict[int, tuple[PromptSpec, Prompt]] = {}
+
+
+def spoken(spec: PromptSpec) -> Prompt:
+    """``spec.as_prompt()``, made once per spec (settings are immutable, so this is safe)."""
+    found = _PROMPTS.get(id(spec))
+    if found is None or found[0] is not spec:
+        if len(_PROMPTS) > 4096:
+            _PROMPTS.clear()
+        found = _PROMPTS[id(spec)] = (spec, spec.as_prompt())
+    return found[1]
+
+
+class IllegalEvent(Exception):
+    """The event cannot happen in this state; the flow is unchanged."""
+
+
+class PlanSource(Protocol):
+    def plan(self, area: str, specialty: str, now: float) -> HuntPlan: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FlowEnv:
+    """Everything a flow needs from outside, as pure lookups. Shared by all calls of an engine."""
+
+    specialty_names: Mapping[str, str]
+    directories: Mapping[str, CallerDirectory]  # by area
+    plans: PlanSource
+    presence: Presence
+    stats: MemberStats
+    strategy_for: Callable[[HuntPolicy], Strategy]
+    is_open: Callable[[Dialplan, float], bool]
+    free_legs: Callable[[], int]
+    max_call_seconds: float
+
+
+class FlowBase(IvrMixin):
+    """The fields of one call and the helpers every phase uses."""
+
+    def __init__(self, call_id: str, dialplan: Dialplan, env: FlowEnv, now: float) -> None:
+        super().__init__(dialplan, env.specialty_names)
+        self.call_id = call_id
+        self.dialplan = dialplan
+        self.env = env
+        self.state = State.OFFERED
+        self.area = dialplan.area
+        self.caller = CallerIdentity(None, None, None)
+        self.offered_at = now
+        self.answered_at = now
+        self.chosen_at: float | None = None
+        self.connected_at: float | None = None
+        self.talk_end_at: float | None = None
+        self.specialty: str | None = None
+        self.legs: dict[str, Leg] = {}
+        self.winner: Leg | None = None
+        self._hunter: Hunter | None = None
+        self._wait_deadline: float | None = None
+        self._call_deadline: float | None = None
+        self._farewell_deadline: float | None = None
+        self._end_reason = d.EndReason.COMPLETED
+        self._gp_gone = False
+        self._survey_tries = 0
+        self._out: list[Effect] = []
+
+    def __repr__(self) -> str:
+        legs = " ".join(f"{n}={leg.phase.value}" for n, leg in self.legs.items())
+        return f"<CallFlow {self.call_id} {self.state.name}{' ' + legs if legs else ''}>"
+
+    # -- helpers shared by the phases ----------------------------------------------------------
+
+    def emit(self, effect: Effect) -> None:
+        self._out.append(effect)
+
+    def _call_id(self) -> str:
+        return self.call_id
+
+    def play_gp(self, *prompts: Prompt, loop: bool = False) -> None:
+        self.gp_playing = not loop
+        self._out.append(Play(GP, prompts, loop))
+
+    def farewell(self, prompt: Prompt, reason: d.EndReason, now: float) -> None:
+        """Say a last prompt to the GP, then hang up."""
+        self._end_reason = reason
+        self.ivr_deadline = None
+        self.state = State.FAREWELL
+        self.play_gp(prompt)
+        self._farewell_deadline = now + FAREWELL_LIMIT_SECONDS
+
+    def _policy(self) -> HuntPolicy:
+        assert self.specialty is not None
+        return self.dialplan.specialties[self.specialty]
+
+    def _close_leg(self, leg: Leg, result: d.LegResult, status: int, now: float) -> None:
+        """Record a leg's end once; send Hangup when the leg is still up on our side."""
+        out = self._out
+        if leg.phase in LIVE_PHASES:
+            leg.phase = LegPhase.CLOSING
+            out.append(Hangup(leg.name, result.value))
+        leg.deadline = None
+        leg.result = result
+        member = leg.candidate.member_id
+        out.append(
+            d.LegEnded(
+                self.call_id,
+                now,
+                leg.name,
+                member,
+                leg.tier,
+                result,
+                status,
+                leg.ring_seconds(now),
+            )
+        )
+        answered = leg.answered_at - leg.started_at if leg.answered_at is not None else 0.0
+        self.env.stats.record(member, result, answered, now)
+
+    def _stop_hunt(self, result: d.LegResult, now: float) -> None:
+        winner = self.winner
+        for leg in self.legs.values():
+            if leg.phase in LIVE_PHASES and leg is not winner:
+                self._close_leg(leg, result, 0, now)
+        self._wait_deadline = None
+        self._hunter = None
+
+    def _close_winner(self, leg: Leg, now: float) -> None:
+        if self.talk_end_at is None:
+            self.talk_end_at = now
+            self._call_deadline = None
+            self._close_leg(leg, d.LegResult.ACCEPTED, 200, now)
+
+    # -- provided by the phases (declared here so each phase can call the others) ---------------
+
+    def _finish(self, reason: d.EndReason, now: float) -> None:
+        raise NotImplementedError
+
+    def _gp_left(self, now: float) -> None:
+        raise NotImplementedError
+
+    def _consultant_left(self, leg: Leg, now: float) -> None:
+        raise NotImplementedError
+
+    def _on_leg_failed(self, event: LegFailed, now: float) -> None:
+        raise NotImplementedError
+
+    def _on_hung_up(self, event: HungUp, now: float) -> None:
+        raise NotImplementedError

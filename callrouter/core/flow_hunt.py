@@ -1,0 +1,215 @@
+"""The HUNTING half of the call flow: dial whom the Hunter says, whisper, accept or move on.
+
+A mixin so the call flow's table (callflow.py) can name these handlers. Legs are started here and
+each is closed exactly once through ``FlowBase._close_leg``.
+"""
+
+from __future__ import annotations
+
+from callrouter.core import domain as d
+from callrouter.core.commands import Bridge, Dial, Hangup, Play, Prompt, StopPlay
+from callrouter.core.events import (
+    GP,
+    Digit,
+    HungUp,
+    LegAnswered,
+    LegFailed,
+    LegRinging,
+    MediaTimeout,
+    PromptDone,
+)
+from callrouter.core.flow_base import (
+    ENDED_PHASES,
+    LIVE_PHASES,
+    WHISPER_ALLOWANCE_SECONDS,
+    FlowBase,
+    IllegalEvent,
+    spoken,
+)
+from callrouter.core.hunt import Ring
+from callrouter.core.legs import UNANSWERED, Leg, LegPhase, result_for_status
+from callrouter.core.states import State
+
+_UNANSWERED = tuple(UNANSWERED)
+_WHISPERS: dict[tuple[int, str, str], tuple[object, tuple[Prompt, ...]]] = {}
+
+
+class HuntMixin(FlowBase):
+    """Dialling, consultant leg reports, the whisper and the accept key."""
+
+    def _dial(self, rings: list[Ring], now: float) -> None:
+        out = self._out
+        legs = self.legs
+        display = self.caller.practice_name or "GP advice line"
+        for ring in rings:
+            name = f"L{len(legs) + 1}"
+            candidate = ring.candidate
+            legs[name] = Leg(name, candidate, ring.tier, now, now + ring.ring_seconds)
+            out.append(Dial(name, candidate.member_id, candidate.uri, display))
+            out.append(
+                d.LegStarted(
+                    self.call_id,
+                    now,
+                    name,
+                    candidate.member_id,
+                    candidate.uri,
+                    ring.tier,
+                    candidate.why,
+                )
+            )
+
+    def _leg_lost(self, leg: Leg, result: d.LegResult, status: int, now: float) -> None:
+        """A leg of the hunt failed: close it, ring whoever is next, or give up."""
+        self._close_leg(leg, result, status, now)
+        if self.state is State.HUNTING and self._hunter is not None:
+            declined = result is d.LegResult.DECLINED
+            self._dial(self._hunter.leg_done(leg.candidate.member_id, declined, now), now)
+            self._maybe_give_up(now)
+
+    def _maybe_give_up(self, now: float) -> None:
+        if self._hunter is not None and self._hunter.exhausted() and self.state is State.HUNTING:
+            self._stop_hunt(d.LegResult.CANCELLED, now)
+            self.emit(StopPlay(GP))
+            self.farewell(spoken(self.dialplan.prompts.nobody), d.EndReason.NOBODY_ACCEPTED, now)
+
+    def _on_ringing(self, event: LegRinging, now: float) -> None:
+        leg = self.legs[event.leg]
+        if leg.phase is LegPhase.DIALING:
+            leg.phase = LegPhase.RINGING
+            self._out.append(d.LegRang(self.call_id, now, leg.name))
+
+    def _on_leg_answered(self, event: LegAnswered, now: float) -> None:
+        leg = self.legs[event.leg]
+        if leg.phase is LegPhase.CLOSING:
+            self.emit(Hangup(leg.name, "answered after cancel"))  # 200 crossed our CANCEL
+            return
+        if leg.phase not in _UNANSWERED or self.state is not State.HUNTING:
+            raise IllegalEvent(f"LegAnswered for {leg.name} in phase {leg.phase.value}")
+        leg.phase = LegPhase.WHISPER
+        leg.answered_at = now
+        self._out.append(d.LegPickedUp(self.call_id, now, leg.name, leg.candidate.member_id))
+        policy = self._policy()
+        if not policy.require_accept:
+            self._accept(leg, now)
+            return
+        leg.deadline = now + WHISPER_ALLOWANCE_SECONDS + policy.confirm_seconds
+        self._out.append(Play(leg.name, self._whisper()))
+
+    def _whisper(self) -> tuple[Prompt, ...]:
+        """What the consultant hears; the same few tuples recur, so they are made once."""
+        assert self.specialty is not None
+        p = self.dialplan.prompts
+        practice = self.caller.practice_name or ""
+        key = (id(p), practice, self.specialty)
+        found = _WHISPERS.get(key)
+        if found is not None and found[0] is p:
+            return found[1]
+        name = self.env.specialty_names.get(self.specialty, self.specialty)
+        whisper = (
+            spoken(p.whisper_intro),
+            Prompt(practice) if practice else spoken(p.whisper_unknown_practice),
+            spoken(p.whisper_about),
+            Prompt(name),
+            spoken(p.whisper_keys),
+        )
+        if len(_WHISPERS) > 4096:
+            _WHISPERS.clear()
+        _WHISPERS[key] = (p, whisper)
+        return whisper
+
+    def _on_leg_failed(self, event: LegFailed, now: float) -> None:
+        leg = self.legs[event.leg]
+        if leg.phase in ENDED_PHASES:
+            leg.phase = LegPhase.DONE  # the report of a leg we already ended
+            return
+        if leg.phase is LegPhase.ACCEPTED:
+            leg.phase = LegPhase.DONE
+            self._consultant_left(leg, now)
+            return
+        result = (
+            d.LegResult.HUNG_UP
+            if leg.phase is LegPhase.WHISPER
+            else result_for_status(event.status)
+        )
+        leg.phase = LegPhase.DONE
+        self._leg_lost(leg, result, event.status, now)
+
+    def _on_hung_up(self, event: HungUp, now: float) -> None:
+        if event.leg == GP:
+            self._gp_left(now)
+            return
+        leg = self.legs[event.leg]
+        if leg.phase in ENDED_PHASES:
+            leg.phase = LegPhase.DONE
+            return
+        if leg.phase is LegPhase.ACCEPTED:
+            leg.phase = LegPhase.DONE
+            self._consultant_left(leg, now)
+            return
+        result = d.LegResult.HUNG_UP if leg.phase is LegPhase.WHISPER else d.LegResult.ERROR
+        leg.phase = LegPhase.DONE
+        self._leg_lost(leg, result, 0, now)
+
+    def _on_media_timeout(self, event: MediaTimeout, now: float) -> None:
+        if event.leg == GP:
+            self._gp_gone = True
+            self.emit(Hangup(GP, "media timeout"))
+            self._finish(d.EndReason.MEDIA_TIMEOUT, now)
+            return
+        leg = self.legs[event.leg]
+        if leg.phase is LegPhase.ACCEPTED:
+            self.emit(Hangup(leg.name, "media timeout"))
+            leg.phase = LegPhase.CLOSING
+            self._consultant_left(leg, now)
+        elif leg.phase in LIVE_PHASES:
+            self._leg_lost(leg, d.LegResult.ERROR, 0, now)
+
+    def _on_digit_hunting(self, event: Digit, now: float) -> None:
+        if event.leg == GP:
+            return  # the GP is on hold: keys do nothing
+        leg = self.legs[event.leg]
+        if leg.phase is not LegPhase.WHISPER:
+            return  # keys during ringing or the conversation are not ours
+        if event.digit == "1":
+            self._accept(leg, now)
+        elif event.digit == "2":
+            self._leg_lost(leg, d.LegResult.DECLINED, 0, now)
+        else:
+            self.emit(Play(leg.name, (spoken(self.dialplan.prompts.whisper_keys),)))
+
+    def _on_prompt_done_hunting(self, event: PromptDone, now: float) -> None:
+        if event.leg == GP:
+            if self.gp_playing:
+                self.gp_playing = False
+                self.play_gp(spoken(self.dialplan.prompts.hold), loop=True)
+            return
+        leg = self.legs[event.leg]
+        if leg.phase is LegPhase.WHISPER:
+            leg.deadline = now + self._policy().confirm_seconds
+
+    def _accept(self, leg: Leg, now: float) -> None:
+        assert self.chosen_at is not None
+        assert self.specialty is not None
+        leg.phase = LegPhase.ACCEPTED
+        leg.deadline = None
+        self.winner = leg
+        self._stop_hunt(d.LegResult.CANCELLED, now)
+        self.state = State.BRIDGED
+        self.connected_at = now
+        out = self._out
+        out.append(StopPlay(GP))
+        self.gp_playing = False
+        out.append(Bridge(GP, leg.name))
+        out.append(
+            d.Connected(
+                self.call_id,
+                now,
+                self.area,
+                self.specialty,
+                leg.name,
+                leg.candidate.member_id,
+                leg.tier,
+                now - self.chosen_at,
+            )
+        )
+        self._call_deadline = now + self.env.max_call_seconds

@@ -1,0 +1,181 @@
+"""The model of ``config.yaml``: how this node listens, stores, reports, and the specialty
+catalogue the whole service shares.
+
+Relative paths are resolved against the config file's directory when the loader passes
+``context={"base_dir": ...}``; without it (a model built in a test) they stay as written.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, Field, IPvAnyNetwork, ValidationInfo, field_validator
+from pydantic import model_validator as model_check
+
+from callrouter.settings.base import Frozen
+from callrouter.settings.dialplan import Slug
+from callrouter.settings.errors import FieldError
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+DisplayName = Annotated[str, Field(min_length=1, max_length=80)]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+# Eight years: the medico-legal minimum for adult clinical records in England.
+RETENTION_DAYS = 2922
+
+
+def _ip_address(value: str) -> str:
+    ipaddress.ip_address(value)  # ValueError names the bad value
+    return value
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    if base is None or value.is_absolute():
+        return value
+    return (Path(base) / value).resolve()
+
+
+IpAddress = Annotated[str, AfterValidator(_ip_address)]
+ConfigPath = Annotated[Path, AfterValidator(_resolve)]
+
+
+def section() -> Any:
+    """A section that may be left out: its defaults are validated too, so paths resolve."""
+    return Field(default_factory=dict, validate_default=True)
+
+
+def resolved(default: str) -> Any:
+    return Field(default=Path(default), validate_default=True)
+
+
+class SipConfig(Frozen):
+    listen_host: IpAddress = "127.0.0.1"
+    listen_port: Port = 5060
+    public_host: str | None = None  # the address written into SDP and Contact; None = listen_host
+    rtp_port_min: Port = 40000
+    rtp_port_max: Port = 40999
+    trunk_allow: Annotated[tuple[IPvAnyNetwork, ...], Field(min_length=1)] = (
+        ipaddress.ip_network("127.0.0.0/8"),
+    )
+    workers: Annotated[int, Field(ge=1, le=256)] = 1
+    media_timeout_seconds: Annotated[float, Field(ge=5, le=600)] = 30.0
+
+    @model_check(mode="after")
+    def _rtp_range(self) -> Self:
+        if self.rtp_port_min >= self.rtp_port_max:
+            raise FieldError("must be above rtp_port_min", "rtp_port_max")
+        if self.rtp_port_min <= self.listen_port <= self.rtp_port_max:
+            raise FieldError("falls inside the RTP port range", "listen_port")
+        return self
+
+    def trunk_allows(self, address: str) -> bool:
+        """True when a SIP peer at ``address`` may send us calls."""
+        try:
+            peer = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(peer in network for network in self.trunk_allow)
+
+    @property
+    def advertised_host(self) -> str:
+        return self.public_host or self.listen_host
+
+
+class LimitsConfig(Frozen):
+    max_concurrent_calls: Annotated[int, Field(ge=1, le=10_000)] = 30
+    max_call_seconds: Annotated[float, Field(ge=60, le=86_400)] = 3600.0
+
+
+class MetricsConfig(Frozen):
+    listen_host: IpAddress = "127.0.0.1"
+    listen_port: Port = 9464
+
+
+class DatabaseConfig(Frozen):
+    path: ConfigPath = resolved("var/callrouter.sqlite3")
+    retention_days: Annotated[int, Field(ge=1, le=36_500)] = RETENTION_DAYS
+
+
+class MqttConfig(Frozen):
+    host: Annotated[str, Field(min_length=1)]
+    port: Port = 1883
+    topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")] = (
+        "callrouter"
+    )
+    # Also the node id in topics, so no MQTT wildcards or separators.
+    client_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "callrouter"
+    username: str | None = None
+    password: str | None = None
+    keepalive_seconds: Annotated[int, Field(ge=5, le=3600)] = 30
+
+    @model_check(mode="after")
+    def _password_needs_user(self) -> Self:
+        if self.password is not None and self.username is None:
+            raise FieldError("a password needs a username", "password")
+        return self
+
+
+class PathsConfig(Frozen):
+    dialplans: ConfigPath = resolved("dialplans")
+    rotas: ConfigPath = resolved("rotas")
+    prompt_cache: ConfigPath = resolved("var/prompts")
+
+
+class LoggingConfig(Frozen):
+    level: LogLevel = "INFO"
+    sip_message_dumps: bool = False  # full SIP messages in the log: numbers unmasked in headers
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Config(Frozen):
+    sip: SipConfig = section()
+    limits: LimitsConfig = section()
+    metrics: MetricsConfig = section()
+    database: DatabaseConfig = section()
+    mqtt: MqttConfig | None = None  # absent = no MQTT bus
+    paths: PathsConfig = section()
+    timezone: str = "Europe/London"
+    logging: LoggingConfig = section()
+    specialties: Annotated[dict[Slug, DisplayName], Field(min_length=1)]
+
+    @model_check(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: object) -> object:
+        """``sip:`` with every key commented out is an empty section, not an error (an empty
+        ``mqtt:`` stays None: off)."""
+        if not isinstance(data, dict):
+            return data
+        sections = {"sip", "limits", "metrics", "database", "paths", "logging"}
+        return {k: {} if v is None and k in sections else v for k, v in data.items()}
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            msg = f"unknown time zone {value!r} (use an IANA name like 'Europe/London')"
+            raise ValueError(msg) from exc
+        return value
+
+    @model_check(mode="after")
+    def _ports_distinct(self) -> Self:
+        same_host = self.metrics.listen_host == self.sip.listen_host
+        if same_host and self.metrics.listen_port == self.sip.listen_port:
+            raise FieldError("is the SIP port too", "metrics", "listen_port")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def specialty_name(self, slug: str) -> str:
+        """The display name of a specialty ("mental-health" → "Mental health")."""
+        return self.specialties.get(slug, slug.replace("-", " ").capitalize())

@@ -1,0 +1,147 @@
+"""Read the ICS calendars that rota layers name, once, into plain shifts on the model.
+
+A layer ``ics: cover.ics`` names a calendar relative to its rota file. Each event (recurring
+ones expanded with ``recurring-ical-events``) puts one member on call from DTSTART to DTEND:
+
+- the member id is the event's ``X-CALLROUTER-MEMBER`` property if it has one, else its
+  ``SUMMARY`` (so a plain calendar app can be used: title the event with the member id);
+- times with a TZID or Z are taken as given; floating times and all-day dates are local
+  wall-clock time in the configured zone (an all-day event runs midnight to midnight);
+- ``STATUS:CANCELLED`` events are left out.
+
+Recurring events without an end are expanded up to a horizon (by default two years after
+``today``); ``IcsSource.covers_until`` records it and ``callrouter oncall`` says so beyond it.
+Reloading the configuration moves the horizon on.
+
+This module does file I/O and reads the date when not given one: it belongs to the shell side.
+The result is plain data, so resolution (``callrouter.core.rota``) stays pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+import icalendar
+import recurring_ical_events
+
+from callrouter.core.localtime import at_wall, instant
+from callrouter.settings.rota import IcsShift, IcsSource, Layer, RotaFile, Team
+
+MEMBER_PROPERTY = "X-CALLROUTER-MEMBER"
+DEFAULT_HORIZON = timedelta(days=731)
+_EARLIEST = date(1970, 1, 1)
+
+Loc = tuple[str | int, ...]
+
+
+class IcsError(ValueError):
+    """A calendar that cannot be read or makes no sense."""
+
+
+def _when(value: Any, tz: tzinfo) -> datetime:
+    if isinstance(value, datetime):
+        return instant(value, tz) if value.tzinfo is None else value
+    if isinstance(value, date):
+        return at_wall(value, time(0), tz)
+    raise IcsError(f"unexpected time value {value!r}")
+
+
+def _label(event: Any) -> str:
+    return str(event.get("SUMMARY") or event.get("UID") or "untitled event").strip()
+
+
+def _check_written(event: Any, tz: tzinfo) -> None:
+    """Refuse what the expander would quietly repair: it swaps an end written before the start,
+    and gives an event with neither DTEND nor DURATION no length at all."""
+    label = _label(event)
+    start_prop = event.get("DTSTART")
+    if start_prop is None:
+        raise IcsError(f"event {label!r} has no DTSTART")
+    end_prop = event.get("DTEND")
+    start = _when(start_prop.dt, tz)
+    if end_prop is not None and _when(end_prop.dt, tz) <= start:
+        raise IcsError(f"event {label!r} at {start:%Y-%m-%d %H:%M} ends before it starts")
+    timed = isinstance(start_prop.dt, datetime)
+    if timed and end_prop is None and event.get("DURATION") is None:
+        raise IcsError(f"event {label!r} at {start:%Y-%m-%d %H:%M} has no DTEND or DURATION")
+
+
+def _shift(event: Any, tz: tzinfo) -> IcsShift | None:
+    if str(event.get("STATUS", "")).upper() == "CANCELLED":
+        return None
+    label = _label(event)
+    member = str(event.get(MEMBER_PROPERTY) or event.get("SUMMARY") or "").strip()
+    if not member:
+        raise IcsError(f"event {label!r} names no member (give SUMMARY or {MEMBER_PROPERTY})")
+    start_prop = event.get("DTSTART")
+    if start_prop is None:
+        raise IcsError(f"event {label!r} has no DTSTART")
+    start = _when(start_prop.dt, tz)
+    end_prop = event.get("DTEND")
+    if end_prop is not None:
+        end = _when(end_prop.dt, tz)
+    elif event.get("DURATION") is not None:
+        end = start + event.get("DURATION").dt
+    elif not isinstance(start_prop.dt, datetime):
+        end = _when(start_prop.dt + timedelta(days=1), tz)
+    else:
+        raise IcsError(f"event {label!r} at {start:%Y-%m-%d %H:%M} has no DTEND or DURATION")
+    if end <= start:
+        raise IcsError(f"event {label!r} at {start:%Y-%m-%d %H:%M} has no length")
+    return IcsShift(start=start, end=end, member=member, label=label)
+
+
+def read_calendar(path: Path, tz: tzinfo, until: datetime, written: str | None = None) -> IcsSource:
+    """Read ``path`` and expand its events up to ``until`` into an ``IcsSource``."""
+    try:
+        calendar = icalendar.Calendar.from_ical(path.read_bytes())
+    except FileNotFoundError as error:
+        raise IcsError(f"calendar not found: {path}") from error
+    except OSError as error:
+        raise IcsError(f"cannot read calendar {path}: {error}") from error
+    except ValueError as error:
+        raise IcsError(f"{path.name} is not a valid calendar: {error}") from error
+    try:
+        for component in calendar.walk("VEVENT"):
+            _check_written(component, tz)
+        events: Iterable[Any] = recurring_ical_events.of(calendar).between(_EARLIEST, until)
+        shifts = [shift for event in events if (shift := _shift(event, tz)) is not None]
+    except IcsError as error:
+        raise IcsError(f"{path.name}: {error}") from error
+    except (ValueError, TypeError) as error:  # the expander's own complaints, e.g. a bad RRULE
+        raise IcsError(f"{path.name}: cannot expand its events: {error}") from error
+    shifts.sort(key=lambda shift: (shift.start, shift.end, shift.member))
+    longest = max((shift.end - shift.start for shift in shifts), default=timedelta(0))
+    return IcsSource(
+        path=written or path.name, shifts=tuple(shifts), covers_until=until, longest=longest
+    )
+
+
+def read_calendars(
+    rota_file: RotaFile,
+    rota_dir: Path,
+    tz: tzinfo,
+    *,
+    today: date | None = None,
+    horizon: timedelta = DEFAULT_HORIZON,
+) -> tuple[RotaFile, list[tuple[Loc, str]]]:
+    """``rota_file`` with every ICS layer's calendar read (paths relative to ``rota_dir``), and
+    the problems found, each as (loc inside the file, message) for the loader to place."""
+    until = at_wall((today or date.today()) + horizon, time(0), tz)
+    problems: list[tuple[Loc, str]] = []
+    teams: list[Team] = []
+    for t_index, team in enumerate(rota_file.teams):
+        layers: list[Layer] = []
+        for l_index, layer in enumerate(team.layers):
+            if layer.ics is not None:
+                try:
+                    source = read_calendar(rota_dir / layer.ics.path, tz, until, layer.ics.path)
+                    layer = layer.model_copy(update={"ics": source})  # noqa: PLW2901
+                except IcsError as error:
+                    problems.append((("teams", t_index, "layers", l_index, "ics"), str(error)))
+            layers.append(layer)
+        teams.append(team.model_copy(update={"layers": tuple(layers)}))
+    return rota_file.model_copy(update={"teams": tuple(teams)}), problems

@@ -1,0 +1,91 @@
+"""Recording and alert rules: promtool checks them, its unit tests pass, and they can fail."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from callrouter.adapters.metrics import AVOIDED
+
+from .promql_names import RULES, exported_names, recorded_names, referenced_names
+
+PROMETHEUS_DIR = RULES.parent
+
+
+def promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["promtool", *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+class TestPromtool:
+    """The shipped files pass promtool's checks and unit tests."""
+
+    def test_check_rules(self) -> None:
+        result = promtool("check", "rules", "rules.yml")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "SUCCESS: 15 rules found" in result.stdout
+
+    def test_unit_tests_pass(self) -> None:
+        result = promtool("test", "rules", "rules_test.yml")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "SUCCESS" in result.stdout
+
+    def test_example_scrape_config(self) -> None:
+        result = promtool("check", "config", "prometheus.yml")
+        assert result.returncode == 0, result.stdout + result.stderr
+        config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+        (job,) = config["scrape_configs"]
+        assert job["job_name"] == "callrouter"  # the CallrouterDown alert selects this job
+        for target in job["static_configs"][0]["targets"]:
+            assert target.startswith("127.0.0.1:")
+
+
+class TestUnitTestsBite:
+    """Break a rule in a copy: the same unit tests must then fail."""
+
+    @pytest.mark.parametrize(
+        ("original", "broken"),
+        [
+            ("ratio1h < 0.9", "ratio1h < 0.7"),
+            ("connection_seconds:mean1h > 60", "connection_seconds:mean1h > 80"),
+            ("callrouter_in_service == 1", "callrouter_in_service == 0"),
+            ("for: 2m", "for: 10m"),
+            ("histogram_quantile(0.9,", "histogram_quantile(0.5,"),
+            ('{answer="avoided_referral"}', '{answer="referral_needed"}'),
+        ],
+    )  # fmt: skip
+    def test_mutant_fails(self, tmp_path: Path, original: str, broken: str) -> None:
+        text = RULES.read_text()
+        assert original in text
+        (tmp_path / "rules.yml").write_text(text.replace(original, broken))
+        shutil.copy(PROMETHEUS_DIR / "rules_test.yml", tmp_path / "rules_test.yml")
+        result = promtool("test", "rules", "rules_test.yml", cwd=tmp_path)
+        assert result.returncode != 0
+        assert "FAILED" in result.stdout + result.stderr
+
+
+class TestNames:
+    """Rules only read metrics that Metrics exports, with label values it uses."""
+
+    def test_every_metric_in_rules_is_exported(self) -> None:
+        data = yaml.safe_load(RULES.read_text())
+        known = exported_names() | recorded_names()
+        for group in data["groups"]:
+            for rule in group["rules"]:
+                unknown = referenced_names(rule["expr"]) - known
+                assert not unknown, f"{rule.get('record') or rule.get('alert')}: {unknown}"
+
+    def test_survey_label_value_matches_metrics(self) -> None:
+        assert f'answer="{AVOIDED}"' in RULES.read_text()
+
+    def test_recording_rule_names_follow_convention(self) -> None:
+        for name in recorded_names():
+            level, metric, operation = name.split(":")
+            assert level in {"area", "area_specialty"}
+            assert metric.startswith("callrouter_")
+            assert operation.endswith("1h")
