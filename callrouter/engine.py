@@ -173,7 +173,7 @@ class Engine:
             case p.Ringing(leg=leg):
                 self._to_call(leg, e.LegRinging)
             case p.Answered(leg=leg):
-                self._to_call(leg, e.LegAnswered)
+                self._answered(leg)
             case p.Failed(leg=leg, status=status, reason=reason):
                 self._to_call(leg, lambda name: _failed(name, status, reason))
             case p.HungUp(leg=leg):
@@ -200,6 +200,11 @@ class Engine:
             return
         session, name = found
         session.queue.put_nowait(make(name))
+
+    def _answered(self, worker_leg: str) -> None:
+        found = self._by_worker_leg.get(worker_leg)
+        if found is not None and found[1] != e.GP:  # the GP's ACK of our 200 is no news
+            found[0].queue.put_nowait(e.LegAnswered(found[1]))
 
     def _play_done(self, worker_leg: str) -> None:
         found = self._by_worker_leg.get(worker_leg)

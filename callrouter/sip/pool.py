@@ -1,0 +1,342 @@
+"""The engine's side of the SIP workers: start them, route commands, merge their events.
+
+    async with WorkerPool([config]) as pool:          # waits for every worker's Ready
+        pool.send(Dial(leg="c1-L1", uri="sip:..."), near="w0-in-3")
+        async for event in pool:                       # events of all workers, in order
+            ...
+
+A leg lives in exactly one worker (a bridge is inside one pjsua2 conference), so the pool
+remembers which worker holds each leg: inbound legs from ``Incoming``, outbound ones from the
+``Dial`` it routed. ``Dial`` goes to the worker of ``near`` (the caller's leg) when given, else
+to the ready worker with most free slots. Free slots are counted here, from the legs the pool
+knows, so they are exact even while a ``Dial`` is in flight.
+
+If a worker process dies the pool emits ``WorkerDied`` with its legs, then ``Failed`` (not yet
+answered) or ``HungUp`` (answered) and ``LegClosed`` for each, and starts a fresh process on the
+same ports, renamed ``<name>.<n>`` so no leg id is ever reused. Starting waits at most
+``start_timeout``; nothing here waits without a bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self
+
+from callrouter.sip import protocol as p
+from callrouter.sip.worker_config import WorkerConfig
+
+_LINE_LIMIT = 1 << 20  # SIP message dumps in Log events can be long
+_LOST_STATUS = 500  # Failed.status for an unanswered leg lost with its worker
+_RESTART_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0)  # back-off between failed restarts
+
+
+class WorkerStartError(RuntimeError):
+    """A worker did not report Ready in time, or exited first."""
+
+
+@dataclass
+class _Worker:
+    name: str
+    config: WorkerConfig
+    generation: int = 0
+    process: asyncio.subprocess.Process | None = None
+    ready: p.Ready | None = None
+    legs: dict[str, bool] = field(default_factory=dict)  # leg -> answered
+    reader: asyncio.Task[None] | None = None
+    ready_future: asyncio.Future[p.Ready] | None = None
+    last_logs: list[str] = field(default_factory=list)
+
+    @property
+    def worker_id(self) -> str:
+        return self.name if self.generation == 0 else f"{self.name}.{self.generation}"
+
+    @property
+    def free(self) -> int:
+        return 0 if self.ready is None else max(self.ready.slots - len(self.legs), 0)
+
+
+class WorkerPool:
+    """N worker processes behind one command/event interface (see the module docstring)."""
+
+    def __init__(
+        self,
+        configs: Sequence[WorkerConfig],
+        *,
+        start_timeout: float = 10.0,
+        restart: bool = True,
+        python: str = sys.executable,
+        stderr: int | IO[Any] | None = None,
+    ) -> None:
+        names = [c.worker_id for c in configs]
+        if not configs or len(set(names)) != len(names):
+            raise ValueError(f"need at least one worker and unique worker ids, got {names}")
+        self._workers = {c.worker_id: _Worker(name=c.worker_id, config=c) for c in configs}
+        self._start_timeout = start_timeout
+        self._restart = restart
+        self._python = python
+        self._stderr = stderr
+        self._events: asyncio.Queue[p.Event | None] = asyncio.Queue()
+        self._closing = False
+        self._restarts: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> list[p.Ready]:
+        """Start every worker and wait for its Ready (``WorkerStartError`` after the timeout)."""
+        try:
+            return list(await asyncio.gather(*(self._spawn(w) for w in self._workers.values())))
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Ask every worker to hang up and exit; kill any that has not after ``timeout``."""
+        if self._closing:
+            return
+        self._closing = True
+        for task in self._restarts:
+            task.cancel()
+        await asyncio.gather(*self._restarts, return_exceptions=True)
+        await asyncio.gather(*(self._stop(w, timeout) for w in self._workers.values()))
+        self._events.put_nowait(None)
+
+    async def _stop(self, worker: _Worker, timeout: float) -> None:
+        proc = worker.process
+        if proc is None:
+            return
+        if proc.returncode is None and proc.stdin is not None:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                proc.stdin.write(p.encode(p.Shutdown()))
+                proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        if worker.reader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(worker.reader, timeout)
+
+    async def _spawn(self, worker: _Worker) -> p.Ready:
+        loop = asyncio.get_running_loop()
+        worker.ready, worker.legs, worker.last_logs = None, {}, []
+        worker.ready_future = loop.create_future()
+        config = worker.config.with_worker_id(worker.worker_id)
+        worker.process = await asyncio.create_subprocess_exec(
+            self._python,
+            "-m",
+            "callrouter.sip.worker",
+            *config.argv(),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=self._stderr,
+            env=_child_env(),
+            limit=_LINE_LIMIT,
+        )
+        worker.reader = asyncio.create_task(self._read(worker, worker.process))
+        try:
+            return await asyncio.wait_for(asyncio.shield(worker.ready_future), self._start_timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                worker.process.kill()
+            raise WorkerStartError(
+                f"worker {worker.worker_id} not ready after {self._start_timeout}s: "
+                + " | ".join(worker.last_logs[-5:])
+            ) from None
+
+    # ------------------------------------------------------------------ commands
+
+    def send(self, command: p.Command, *, near: str | None = None) -> None:
+        """Route ``command`` to the worker that holds its leg (``Dial``: see ``near``).
+
+        ``Ping`` and ``Shutdown`` go to every ready worker. A command for a leg no worker holds
+        (it closed in the meantime) comes back as a ``CommandError`` event.
+        """
+        match command:
+            case p.Dial():
+                self._dial(command, near)
+            case p.Ping() | p.Shutdown():
+                for worker in self._workers.values():
+                    if worker.ready is not None:
+                        self._write(worker, command)
+            case p.Bridge(a=a, b=b):
+                wa, wb = self.worker_of(a), self.worker_of(b)
+                if wa is None or wa != wb:
+                    self._error(command, a, f"legs {a} and {b} are not in one worker")
+                else:
+                    self._write(self._workers[wa], command)
+            case _:
+                name = self.worker_of(command.leg)
+                if name is None:
+                    self._error(command, command.leg, "no worker holds this leg")
+                    return
+                worker = self._workers[name]
+                if isinstance(command, p.Answer):
+                    worker.legs[command.leg] = True
+                self._write(worker, command)
+
+    def _dial(self, command: p.Dial, near: str | None) -> None:
+        if self.worker_of(command.leg) is not None:
+            raise ValueError(f"leg id {command.leg!r} is already in use")
+        if near is not None:
+            name = self.worker_of(near)
+            candidates = [self._workers[name]] if name is not None else []
+        else:
+            candidates = sorted(self._workers.values(), key=lambda w: -w.free)
+        target = next((w for w in candidates if w.free > 0), None)
+        if target is None:
+            self._emit(p.Failed(leg=command.leg, status=503, reason="no free call slot"))
+            self._emit(p.LegClosed(leg=command.leg))
+            return
+        target.legs[command.leg] = False
+        self._write(target, command)
+
+    def _write(self, worker: _Worker, command: p.Command) -> None:
+        proc = worker.process
+        if proc is None or proc.stdin is None or proc.stdin.is_closing():
+            return  # dying: its legs are reported lost when the reader sees EOF
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            proc.stdin.write(p.encode(command))
+
+    def _error(self, command: p.Command, leg: str, message: str) -> None:
+        self._emit(p.CommandError(command=type(command).__name__, leg=leg, message=message))
+
+    # ------------------------------------------------------------------ queries
+
+    def worker_of(self, leg: str) -> str | None:
+        """The name of the worker holding ``leg``, if any."""
+        return next((w.name for w in self._workers.values() if leg in w.legs), None)
+
+    @property
+    def free_slots(self) -> int:
+        """Legs the pool can still take, over all ready workers."""
+        return sum(w.free for w in self._workers.values())
+
+    def slots(self, name: str) -> int:
+        """Free slots of one worker."""
+        return self._workers[name].free
+
+    def pid(self, name: str) -> int | None:
+        """The current process id of worker ``name`` (for tests and operators)."""
+        proc = self._workers[name].process
+        return None if proc is None else proc.pid
+
+    # ------------------------------------------------------------------ events
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> p.Event:
+        event = await self._events.get()
+        if event is None:
+            self._events.put_nowait(None)  # every later reader ends too
+            raise StopAsyncIteration
+        return event
+
+    async def next_event(self, timeout: float | None = None) -> p.Event:
+        """The next event; ``TimeoutError`` after ``timeout`` seconds, EOFError once closed."""
+        try:
+            return await asyncio.wait_for(anext(self), timeout)
+        except StopAsyncIteration:
+            raise EOFError("pool closed") from None
+
+    def _emit(self, event: p.Event) -> None:
+        self._events.put_nowait(event)
+
+    async def _read(self, worker: _Worker, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        while True:
+            try:
+                line = await proc.stdout.readline()
+            except (ValueError, asyncio.LimitOverrunError):
+                continue  # an over-long line: skip it, keep the stream
+            if not line:
+                break
+            try:
+                event = p.decode_event(line)
+            except p.ProtocolError as exc:
+                self._emit(p.Log(level=1, message=f"{worker.worker_id}: bad event line: {exc}"))
+                continue
+            self._track(worker, event)
+            self._emit(event)
+        code = await proc.wait()
+        if worker.ready_future is not None and not worker.ready_future.done():
+            worker.ready_future.set_exception(
+                WorkerStartError(
+                    f"worker {worker.worker_id} exited with {code} before Ready: "
+                    + " | ".join(worker.last_logs[-5:])
+                )
+            )
+            worker.ready_future.exception()  # mark retrieved: _spawn may have timed out first
+            return
+        if not self._closing:
+            self._report_death(worker, code)
+            if self._restart:
+                task = asyncio.create_task(self._restart_worker(worker))
+                self._restarts.add(task)
+                task.add_done_callback(self._restarts.discard)
+
+    def _track(self, worker: _Worker, event: p.Event) -> None:
+        match event:
+            case p.Ready():
+                worker.ready = event
+                if worker.ready_future is not None and not worker.ready_future.done():
+                    worker.ready_future.set_result(event)
+            case p.Incoming(leg=leg):
+                worker.legs[leg] = False
+            case p.Answered(leg=leg) if leg in worker.legs:
+                worker.legs[leg] = True
+            case p.LegClosed(leg=leg):
+                worker.legs.pop(leg, None)
+            case p.Log(level=level, message=message) if level <= 2:
+                worker.last_logs = [*worker.last_logs[-9:], message]
+            case _:
+                pass
+
+    def _report_death(self, worker: _Worker, code: int | None) -> None:
+        legs = dict(worker.legs)
+        worker.legs.clear()
+        worker.ready = None
+        self._emit(p.WorkerDied(worker_id=worker.worker_id, legs=tuple(legs), exit_code=code))
+        for leg, answered in legs.items():
+            if answered:
+                self._emit(p.HungUp(leg=leg, status=0))
+            else:
+                self._emit(p.Failed(leg=leg, status=_LOST_STATUS, reason="worker died"))
+            self._emit(p.LegClosed(leg=leg))
+
+    async def _restart_worker(self, worker: _Worker) -> None:
+        for attempt in range(1_000_000):
+            await asyncio.sleep(_RESTART_DELAYS[min(attempt, len(_RESTART_DELAYS) - 1)])
+            worker.generation += 1
+            try:
+                await self._spawn(worker)
+                return
+            except WorkerStartError as exc:
+                self._emit(p.Log(level=1, message=f"restart of {worker.name} failed: {exc}"))
+
+
+def _child_env() -> dict[str, str]:
+    """Our environment, with this package importable in the child even if not installed."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (root, env.get("PYTHONPATH"))))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

@@ -1,0 +1,117 @@
+"""Settings of one SIP worker process, and its command line both ways.
+
+The pool builds the argv from a ``WorkerConfig``; the worker parses it back. No pjsua2 here.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """Where one worker listens and how it behaves."""
+
+    worker_id: str
+    listen_host: str
+    listen_port: int
+    public_host: str
+    rtp_port_min: int
+    rtp_port_max: int
+    media_timeout: float = 30.0  # seconds without RTP on an answered leg; 0 turns it off
+    log_level: int = 1  # pjsip log level routed to the engine as Log events (1 = errors)
+    sip_trace: bool = False  # dump whole SIP messages into the log (needs log_level >= 4)
+    max_calls: int = 1000  # asked of pjsua; the build's PJSUA_MAX_CALLS caps it silently
+    user: str = "callrouter"  # user part of our own SIP URI
+
+    def __post_init__(self) -> None:
+        if not 0 < self.listen_port < 65536:
+            raise ValueError(f"listen port {self.listen_port} out of range")
+        if not 0 < self.rtp_port_min <= self.rtp_port_max < 65536:
+            raise ValueError(f"bad RTP port range {self.rtp_port_min}-{self.rtp_port_max}")
+        if self.media_timeout < 0:
+            raise ValueError("media_timeout must be >= 0")
+
+    def argv(self) -> list[str]:
+        """Arguments for ``python -m callrouter.sip.worker``."""
+        args = [
+            "--worker-id",
+            self.worker_id,
+            "--listen",
+            f"{self.listen_host}:{self.listen_port}",
+            "--public",
+            self.public_host,
+            "--rtp-port-min",
+            str(self.rtp_port_min),
+            "--rtp-port-max",
+            str(self.rtp_port_max),
+            "--media-timeout",
+            str(self.media_timeout),
+            "--log-level",
+            str(self.log_level),
+            "--max-calls",
+            str(self.max_calls),
+            "--user",
+            self.user,
+        ]
+        if self.sip_trace:
+            args.append("--sip-trace")
+        return args
+
+    def with_worker_id(self, worker_id: str) -> WorkerConfig:
+        """A copy under another id (the pool renames a worker on each restart)."""
+        return WorkerConfig(
+            worker_id=worker_id,
+            listen_host=self.listen_host,
+            listen_port=self.listen_port,
+            public_host=self.public_host,
+            rtp_port_min=self.rtp_port_min,
+            rtp_port_max=self.rtp_port_max,
+            media_timeout=self.media_timeout,
+            log_level=self.log_level,
+            sip_trace=self.sip_trace,
+            max_calls=self.max_calls,
+            user=self.user,
+        )
+
+
+def parse_argv(argv: list[str] | None = None) -> WorkerConfig:
+    """Parse the worker's command line (exits with usage on error, as argparse does)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m callrouter.sip.worker",
+        description="SIP worker: owns one pjsua2 endpoint; JSON-line commands on stdin, "
+        "events on stdout.",
+    )
+    parser.add_argument("--worker-id", default="w0")
+    parser.add_argument("--listen", required=True, metavar="HOST:PORT")
+    parser.add_argument(
+        "--public", required=True, metavar="HOST", help="address put in SDP/Contact"
+    )
+    parser.add_argument("--rtp-port-min", type=int, required=True)
+    parser.add_argument("--rtp-port-max", type=int, required=True)
+    parser.add_argument("--media-timeout", type=float, default=30.0)
+    parser.add_argument("--log-level", type=int, default=1)
+    parser.add_argument("--sip-trace", action="store_true")
+    parser.add_argument("--max-calls", type=int, default=1000)
+    parser.add_argument("--user", default="callrouter")
+    ns = parser.parse_args(argv)
+    host, sep, port = str(ns.listen).rpartition(":")
+    if not sep or not port.isdigit():
+        parser.error(f"--listen needs HOST:PORT, got {ns.listen!r}")
+    try:
+        return WorkerConfig(
+            worker_id=ns.worker_id,
+            listen_host=host.strip("[]"),
+            listen_port=int(port),
+            public_host=ns.public,
+            rtp_port_min=ns.rtp_port_min,
+            rtp_port_max=ns.rtp_port_max,
+            media_timeout=ns.media_timeout,
+            log_level=ns.log_level,
+            sip_trace=ns.sip_trace,
+            max_calls=ns.max_calls,
+            user=ns.user,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))

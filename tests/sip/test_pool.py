@@ -1,0 +1,203 @@
+"""The pool: slot accounting, refusing the 5th leg, restart after a crash, clean shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from callrouter.sip import protocol as p
+from callrouter.sip.pool import WorkerPool, WorkerStartError
+from tests.sip.conftest import Events, needs_sipp, run, sipp, worker_config
+
+pytestmark = [pytest.mark.sip, pytest.mark.timeout(60)]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@needs_sipp
+class TestCapacity:
+    """A worker holds 4 legs (the wheels' PJSUA_MAX_CALLS); the 5th is refused both ways."""
+
+    def test_fifth_leg_refused(self, tmp_path: Path) -> None:
+        async def main() -> None:
+            config = worker_config()
+            async with WorkerPool([config]) as pool:
+                events = Events(pool)
+                ready = await events.expect(p.Ready)
+                assert ready.slots == 4
+                async with sipp("uas_ring_cancel.xml", tmp_path, calls=4) as consultants:
+                    legs = [f"L{i}" for i in range(1, 5)]
+                    for leg in legs:
+                        pool.send(p.Dial(leg=leg, uri=f"sip:c@{consultants.uri_host}"))
+                    for leg in legs:
+                        await events.expect(p.Ringing, leg=leg)
+                    assert pool.free_slots == 0
+
+                    pool.send(p.Dial(leg="L5", uri=f"sip:c@{consultants.uri_host}"))
+                    failed = await events.expect(p.Failed, leg="L5")
+                    assert failed.status == 503
+                    await events.expect(p.LegClosed, leg="L5")
+
+                    remote = f"127.0.0.1:{config.listen_port}"
+                    async with sipp("uac_expect_486.xml", tmp_path, remote=remote) as gp:
+                        refused = await events.expect(p.Refused)
+                        assert (refused.status, refused.from_user) == (486, "01234567890")
+                        assert await gp.wait() == 0, gp.errors()  # pjsua's own 486
+
+                    for leg in legs:
+                        pool.send(p.Hangup(leg=leg))
+                    for leg in legs:
+                        await events.expect(p.LegClosed, leg=leg)
+                    assert await consultants.wait() == 0, consultants.errors()  # 4 CANCELs
+                    assert pool.free_slots == 4
+
+        run(main)
+
+
+@needs_sipp
+class TestRouting:
+    """With two workers, Dial spreads over them or follows ``near``; a bridge must not span."""
+
+    def test_two_workers(self, tmp_path: Path) -> None:
+        async def main() -> None:
+            configs = [worker_config("w0"), worker_config("w1")]
+            async with WorkerPool(configs) as pool:
+                events = Events(pool)
+                assert pool.free_slots == 8
+                async with sipp("uas_ring_cancel.xml", tmp_path, calls=3) as consultants:
+                    uri = f"sip:c@{consultants.uri_host}"
+                    pool.send(p.Dial(leg="A", uri=uri))
+                    pool.send(p.Dial(leg="B", uri=uri))  # the other worker has more room
+                    pool.send(p.Dial(leg="C", uri=uri), near="A")
+                    assert {pool.worker_of("A"), pool.worker_of("B")} == {"w0", "w1"}
+                    assert pool.worker_of("C") == pool.worker_of("A")
+                    assert pool.slots(pool.worker_of("A") or "") == 2
+                    for leg in "ABC":
+                        await events.expect(p.Ringing, leg=leg)
+                    pool.send(p.Bridge(a="A", b="B"))
+                    error = await events.expect(p.CommandError, leg="A")
+                    assert "not in one worker" in error.message
+                    with pytest.raises(ValueError, match="already in use"):
+                        pool.send(p.Dial(leg="A", uri=uri))
+                    for leg in "ABC":
+                        pool.send(p.Hangup(leg=leg))
+                        await events.expect(p.LegClosed, leg=leg)
+                    assert await consultants.wait() == 0, consultants.errors()
+                assert pool.free_slots == 8
+
+        run(main)
+
+
+@needs_sipp
+class TestCrash:
+    """SIGKILL of a worker: its legs are reported lost and a fresh worker takes over."""
+
+    def test_killed_worker_reports_legs_and_restarts(self, tmp_path: Path) -> None:
+        async def main() -> None:
+            config = worker_config()
+            async with WorkerPool([config]) as pool:
+                events = Events(pool)
+                remote = f"127.0.0.1:{config.listen_port}"
+                async with (
+                    sipp("uas_ring_cancel.xml", tmp_path) as consultant,
+                    sipp("uac_answer_bye.xml", tmp_path, remote=remote, pause_ms=10000),
+                ):
+                    incoming = await events.expect(p.Incoming)
+                    pool.send(p.Answer(leg=incoming.leg))
+                    await events.expect(p.Answered, leg=incoming.leg)
+                    pool.send(p.Dial(leg="L1", uri=f"sip:c@{consultant.uri_host}"))
+                    await events.expect(p.Ringing, leg="L1")
+
+                    pid = pool.pid("w0")
+                    assert pid is not None
+                    os.kill(pid, signal.SIGKILL)
+
+                    died = await events.expect(p.WorkerDied)
+                    assert died.worker_id == "w0"
+                    assert set(died.legs) == {incoming.leg, "L1"}
+                    assert died.exit_code == -signal.SIGKILL
+                    assert (await events.expect(p.HungUp, leg=incoming.leg)).status == 0
+                    await events.expect(p.LegClosed, leg=incoming.leg)
+                    assert (await events.expect(p.Failed, leg="L1")).reason == "worker died"
+                    await events.expect(p.LegClosed, leg="L1")
+
+                    ready = await events.expect(p.Ready, worker_id="w0.1")
+                    assert ready.sip_port == config.listen_port
+                    assert pool.pid("w0") != pid
+                    assert pool.free_slots == 4
+                    pool.send(p.Ping(token=42))
+                    await events.expect(p.Pong, token=42)
+
+        run(main)
+
+
+@needs_sipp
+class TestShutdown:
+    """Closing the pool hangs up every leg before the worker exits."""
+
+    def test_aclose_sends_bye_and_cancel(self, tmp_path: Path) -> None:
+        async def main() -> None:
+            config = worker_config()
+            remote = f"127.0.0.1:{config.listen_port}"
+            async with (
+                sipp("uas_ring_cancel.xml", tmp_path) as consultant,
+                sipp("uac_answer_wait_bye.xml", tmp_path, remote=remote) as gp,
+            ):
+                pool = WorkerPool([config])
+                await pool.start()
+                events = Events(pool)
+                incoming = await events.expect(p.Incoming)
+                pool.send(p.Answer(leg=incoming.leg))
+                await events.expect(p.Answered, leg=incoming.leg)
+                pool.send(p.Dial(leg="L1", uri=f"sip:c@{consultant.uri_host}"))
+                await events.expect(p.Ringing, leg="L1")
+                await pool.aclose()
+                assert await gp.wait() == 0, gp.errors()  # got our BYE
+                assert await consultant.wait() == 0, consultant.errors()  # got our CANCEL
+                leftovers = [e async for e in pool]  # ends: the pool is closed
+                assert not [e for e in leftovers if isinstance(e, p.Failed | p.HungUp)]
+                with pytest.raises(EOFError):
+                    await pool.next_event(timeout=2)
+
+        run(main)
+
+
+class TestWorkerProcess:
+    """The process itself: clean stdout, exits when its stdin closes, fails fast on a bad port."""
+
+    def test_stdout_is_only_events_and_eof_stops_it(self) -> None:
+        config = worker_config()
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "callrouter.sip.worker", *config.argv()],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        try:
+            # writes the Ping, then closes stdin: the engine went away
+            out, _ = proc.communicate(b'{"type":"Ping","token":1}\n', timeout=10)
+        finally:
+            proc.kill()
+        assert proc.returncode == 0
+        events = [p.decode_event(line) for line in out.splitlines()]  # raises on any banner
+        assert p.Pong(token=1) in events
+        assert isinstance(next(e for e in events if not isinstance(e, p.Log)), p.Ready)
+        assert all(json.loads(line)["type"] for line in out.splitlines())
+
+    def test_start_error_when_port_is_taken(self) -> None:
+        async def main() -> None:
+            config = worker_config()
+            async with WorkerPool([config]):
+                twin = WorkerPool([config.with_worker_id("w1")], start_timeout=10)
+                with pytest.raises(WorkerStartError, match="w1"):
+                    await twin.start()
+
+        run(main)

@@ -1,0 +1,134 @@
+"""Outbound legs: the worker dials sipp consultants; bridging an inbound and an outbound leg."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from callrouter.sip import protocol as p
+from callrouter.sip.pool import WorkerPool
+from tests.sip.conftest import Events, needs_sipp, run, sipp, worker_config
+
+pytestmark = [pytest.mark.sip, needs_sipp, pytest.mark.timeout(60)]
+
+
+class TestDial:
+    """Dial → Ringing/Answered/Failed, as the sipp UAS decides."""
+
+    def test_answered_leg_gets_pt101_digits_and_far_hangup(self, tmp_path: Path) -> None:
+        async def main() -> None:
+            async with WorkerPool([worker_config()]) as pool:
+                events = Events(pool)
+                async with sipp("uas_answer_dtmf_bye.xml", tmp_path, pause_ms=1200) as consultant:
+                    pool.send(
+                        p.Dial(
+                            leg="c1-L1",
+                            uri=f"sip:consultant@{consultant.uri_host}",
+                            caller_display="Advice Line",
+                            caller_user="0300123",
+                        )
+                    )
+                    assert pool.free_slots == 3
+                    ringing = await events.expect(p.Ringing, leg="c1-L1")
+                    assert ringing.status == 180
+                    await events.expect(p.Answered, leg="c1-L1")
+                    digit = await events.expect(p.Digit, leg="c1-L1")
+                    assert (digit.digit, digit.method) == ("5", "rfc4733")
+                    hung_up = await events.expect(p.HungUp, leg="c1-L1")
+                    assert hung_up.status == 200
+                    await events.expect(p.LegClosed, leg="c1-L1")
+                    # the scenario asserts our offer had telephone-event 101 and c=127.0.0.1
+                    assert await consultant.wait() == 0, consultant.errors()
+
+        run(main)
+
+    def test_busy_consultant_fails_with_486(self, tmp_path: Path) -> None:
+        async def main() -> None:
+            async with WorkerPool([worker_config()]) as pool:
+                events = Events(pool)
+                async with sipp("uas_busy.xml", tmp_path) as consultant:
+                    pool.send(p.Dial(leg="L1", uri=f"sip:consultant@{consultant.uri_host}"))
+                    failed = await events.expect(p.Failed, leg="L1")
+                    assert failed.status == 486
+                    await events.expect(p.LegClosed, leg="L1")
+                    assert await consultant.wait() == 0, consultant.errors()
+
+        run(main)
+
+    def test_early_media_is_ringing_not_an_answer(self, tmp_path: Path) -> None:
+        async def main() -> None:
+            async with WorkerPool([worker_config()]) as pool:
+                events = Events(pool)
+                async with sipp("uas_early_media_busy.xml", tmp_path) as consultant:
+                    pool.send(p.Dial(leg="L1", uri=f"sip:consultant@{consultant.uri_host}"))
+                    ringing = await events.expect(p.Ringing, leg="L1")
+                    assert ringing.status == 183
+                    failed = await events.expect(p.Failed, leg="L1")
+                    assert failed.status == 486
+                    await events.expect(p.LegClosed, leg="L1")
+                    assert await consultant.wait() == 0, consultant.errors()
+                assert not events.unmatched(p.Answered)
+
+        run(main)
+
+    def test_hangup_while_ringing_sends_cancel(self, tmp_path: Path) -> None:
+        async def main() -> None:
+            async with WorkerPool([worker_config()]) as pool:
+                events = Events(pool)
+                async with sipp("uas_ring_cancel.xml", tmp_path) as consultant:
+                    pool.send(p.Dial(leg="L1", uri=f"sip:consultant@{consultant.uri_host}"))
+                    await events.expect(p.Ringing, leg="L1")
+                    pool.send(p.Hangup(leg="L1"))  # the engine's ring timer ran out
+                    await events.expect(p.LegClosed, leg="L1")
+                    # sipp saw CANCEL, answered 200 + 487 and got the ACK
+                    assert await consultant.wait() == 0, consultant.errors()
+                assert not events.unmatched(p.Failed)  # we ended it: LegClosed only
+
+        run(main)
+
+    def test_bad_uri_fails_at_once(self) -> None:
+        async def main() -> None:
+            async with WorkerPool([worker_config()]) as pool:
+                events = Events(pool)
+                pool.send(p.Dial(leg="L1", uri="not a uri"))
+                failed = await events.expect(p.Failed, leg="L1")
+                assert failed.status == 500
+                await events.expect(p.LegClosed, leg="L1")
+                assert pool.free_slots == 4
+
+        run(main)
+
+
+class TestBridge:
+    """Bridge joins a GP and a consultant; a BYE from one side ends that leg only."""
+
+    def test_bridge_then_gp_hangs_up(self, tmp_path: Path) -> None:
+        async def main() -> None:
+            config = worker_config()
+            async with WorkerPool([config]) as pool:
+                events = Events(pool)
+                remote = f"127.0.0.1:{config.listen_port}"
+                async with (
+                    sipp("uas_answer_wait_bye.xml", tmp_path) as consultant,
+                    sipp("uac_answer_bye.xml", tmp_path, remote=remote, pause_ms=1500) as gp,
+                ):
+                    incoming = await events.expect(p.Incoming)
+                    pool.send(p.Answer(leg=incoming.leg))
+                    pool.send(
+                        p.Dial(leg="L1", uri=f"sip:consultant@{consultant.uri_host}"),
+                        near=incoming.leg,
+                    )
+                    await events.expect(p.Answered, leg="L1")
+                    await events.expect(p.Answered, leg=incoming.leg)
+                    pool.send(p.Bridge(a=incoming.leg, b="L1"))
+                    await events.expect(p.HungUp, leg=incoming.leg)  # the GP's BYE
+                    await events.expect(p.LegClosed, leg=incoming.leg)
+                    assert pool.worker_of("L1") == "w0"  # the consultant is still up
+                    pool.send(p.Hangup(leg="L1"))
+                    await events.expect(p.LegClosed, leg="L1")
+                    assert await gp.wait() == 0, gp.errors()
+                    assert await consultant.wait() == 0, consultant.errors()  # got our BYE
+                assert not events.unmatched(p.CommandError)
+
+        run(main)
