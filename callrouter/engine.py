@@ -25,6 +25,7 @@ from callrouter.core import domain as d
 from callrouter.core import events as e
 from callrouter.core.admission import Admission, admit
 from callrouter.core.callflow import CallFlow, FlowEnv, IllegalEvent
+from callrouter.logsetup import log_pjsip
 from callrouter.settings.dialplan import Dialplan
 from callrouter.sip import protocol as p
 
@@ -190,6 +191,10 @@ class Engine:
                 log.error("worker_died", worker=worker, legs=len(legs), exit_code=code)
             case p.CommandError(command=command, leg=leg, message=message):
                 log.warning("worker_command_error", command=command, leg=leg, error=message)
+            case p.Log(level=level, message=message):
+                log_pjsip(level, message)
+            case p.Refused(status=status, source_host=source):
+                log.warning("worker_refused_call", status=status, source=source)
             case _:
                 pass
 
