@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from callrouter.core import domain as d
-from callrouter.core.commands import Answer, Hangup, StopPlay
+from callrouter.core.commands import Hangup
+from callrouter.core.directory import CallerDirectory, CallerIdentity
 from callrouter.core.events import (
     GP,
     Digit,
@@ -47,6 +48,7 @@ from callrouter.core.flow_hunt import HuntMixin
 from callrouter.core.flow_ivr import IvrMixin
 from callrouter.core.hunt import Hunter
 from callrouter.core.legs import UNANSWERED, LegPhase
+from callrouter.core.reuse import ANSWER, STOP_GP
 from callrouter.core.states import State
 from callrouter.settings.dialplan import UnknownCallerPolicy
 
@@ -64,6 +66,20 @@ __all__ = [
 ]
 
 _UNANSWERED = tuple(UNANSWERED)
+_IDENTITIES: dict[tuple[int, str], tuple[CallerDirectory, CallerIdentity]] = {}
+
+
+def _identify(directory: CallerDirectory, caller: str) -> CallerIdentity:
+    """``directory.identify``, remembered: the same practices call again and again."""
+    key = (id(directory), caller)
+    found = _IDENTITIES.get(key)
+    if found is None or found[0] is not directory:
+        if len(_IDENTITIES) > 65_536:
+            _IDENTITIES.clear()
+        found = _IDENTITIES[key] = (directory, directory.identify(caller))
+    return found[1]
+
+
 _LEG_REPORTS = (LegRinging, LegAnswered, LegFailed)
 
 
@@ -81,15 +97,19 @@ class CallFlow(HuntMixin, AfterMixin):
     @state.setter
     def state(self, value: State) -> None:
         self._state = value
-        self._handlers = _TABLE[value]
+        self._handlers = _ROWS[id(value)]  # by identity: hashing an Enum member is slow
 
     # -- the public surface ---------------------------------------------------------------
 
     def handle(self, event: Event, now: float) -> list[Effect]:
-        handler = self._handlers.get(type(event))
+        kind = type(event)
+        handler = self._handlers.get(kind)
         if handler is None:
-            raise IllegalEvent(f"{type(event).__name__} in state {self._state.name}")
-        self._check_leg(event)
+            raise IllegalEvent(f"{kind.__name__} in state {self._state.name}")
+        if kind is not Tick and kind is not Offered:
+            leg = event.leg  # type: ignore[union-attr]
+            if leg == GP or leg not in self.legs:  # the common case, a known leg, costs one test
+                self._check_leg(event)
         out: list[Effect] = []
         self._out = out
         handler(self, event, now)
@@ -121,9 +141,8 @@ class CallFlow(HuntMixin, AfterMixin):
         return self._state is State.ENDED
 
     def _check_leg(self, event: Event) -> None:
+        """Events that name a leg must name one of ours (and only reports may not be the GP's)."""
         kind = type(event)
-        if kind is Tick or kind is Offered:
-            return
         leg = event.leg  # type: ignore[union-attr]
         if leg == GP:
             if kind in _LEG_REPORTS:
@@ -135,7 +154,7 @@ class CallFlow(HuntMixin, AfterMixin):
     # -- OFFERED ----------------------------------------------------------------------------
 
     def _on_offered(self, event: Offered, now: float) -> None:
-        self.caller = self.env.directories[self.area].identify(event.caller)
+        self.caller = _identify(self.env.directories[self.area], event.caller)
         self.answered_at = now
         self.emit(
             d.CallOffered(
@@ -147,7 +166,7 @@ class CallFlow(HuntMixin, AfterMixin):
                 self.caller.clinician,
             )
         )
-        self.emit(Answer())
+        self.emit(ANSWER)
         self.emit(d.CallAnswered(self.call_id, now))
         prompts = self.dialplan.prompts
         if not self.env.is_open(self.dialplan, now):
@@ -156,7 +175,7 @@ class CallFlow(HuntMixin, AfterMixin):
             self.farewell(spoken(prompts.unknown_caller), d.EndReason.UNKNOWN_CALLER, now)
         else:
             self.state = State.GREETING
-            self.play_gp(spoken(prompts.greeting))
+            self.say_gp(prompts.greeting)
 
     # -- IVR states (GREETING, NHS, MENU) are in flow_ivr.IvrMixin; it calls back here -----
 
@@ -175,7 +194,7 @@ class CallFlow(HuntMixin, AfterMixin):
             plan, env.strategy_for(policy), env.presence, env.stats, env.free_legs()
         )
         self._wait_deadline = now + policy.max_wait_seconds
-        self.play_gp(spoken(self.dialplan.prompts.hunting))
+        self.say_gp(self.dialplan.prompts.hunting)
         self._dial(self._hunter.start(now), now)
         self._maybe_give_up(now)
 
@@ -201,7 +220,7 @@ class CallFlow(HuntMixin, AfterMixin):
             and self._wait_deadline <= now
         ):
             self._stop_hunt(d.LegResult.CANCELLED, now)
-            self.emit(StopPlay(GP))
+            self.emit(STOP_GP)
             self.farewell(spoken(self.dialplan.prompts.nobody), d.EndReason.MAX_WAIT, now)
         if self._call_deadline is not None and self._call_deadline <= now:
             self._call_deadline = None
@@ -335,3 +354,4 @@ _TABLE: dict[State, dict[type, _Any]] = {
         HungUp: CallFlow._on_late_leg_report,
     },
 }
+_ROWS = {id(state): row for state, row in _TABLE.items()}

@@ -7,7 +7,6 @@ A mixin so the call flow's table (callflow.py) can name these handlers.
 from __future__ import annotations
 
 from callrouter.core import domain as d
-from callrouter.core.commands import Hangup, StopPlay
 from callrouter.core.events import (
     GP,
     Digit,
@@ -20,6 +19,7 @@ from callrouter.core.events import (
 )
 from callrouter.core.flow_base import ENDED_PHASES, SURVEY_SECONDS, FlowBase, IllegalEvent, spoken
 from callrouter.core.legs import Leg, LegPhase
+from callrouter.core.reuse import STOP_GP, hangup
 from callrouter.core.states import State
 
 
@@ -43,7 +43,7 @@ class AfterMixin(FlowBase):
         if event.leg != GP:
             return
         if self.gp_playing:
-            self.emit(StopPlay(GP))
+            self.emit(STOP_GP)
             self.gp_playing = False
         prompts = self.dialplan.prompts
         if event.digit in "12":
@@ -83,7 +83,7 @@ class AfterMixin(FlowBase):
         if leg.phase not in ENDED_PHASES:
             raise IllegalEvent(f"{type(event).__name__} for live leg {leg.name} after the end")
         if isinstance(event, LegAnswered) and leg.phase is LegPhase.CLOSING:
-            self.emit(Hangup(leg.name, "answered after cancel"))
+            self.emit(hangup(leg.name, "answered after cancel"))
             return
         leg.phase = LegPhase.DONE
 

@@ -13,17 +13,20 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from callrouter.core import domain as d
-from callrouter.core.commands import Command, Hangup, Play, Prompt
-from callrouter.core.directory import CallerDirectory, CallerIdentity
+from callrouter.core.commands import Command, Play, Prompt
+from callrouter.core.directory import UNKNOWN, CallerDirectory, CallerIdentity
 from callrouter.core.events import GP, HungUp, LegFailed
-from callrouter.core.flow_ivr import IvrMixin
+from callrouter.core.flow_ivr import IvrMixin, say_to_gp, spoken
 from callrouter.core.hunt import Hunter, Presence
 from callrouter.core.learning import MemberStats
 from callrouter.core.legs import LIVE, Leg, LegPhase
 from callrouter.core.plan import HuntPlan
+from callrouter.core.reuse import hangup
 from callrouter.core.states import State
 from callrouter.core.strategies import Strategy
 from callrouter.settings.dialplan import Dialplan, HuntPolicy, PromptSpec
+
+__all__ = ["spoken"]  # made in flow_ivr (imported first); the phases take it from here
 
 Effect = Command | d.DomainEvent
 WHISPER_ALLOWANCE_SECONDS = 20.0  # how long a whisper may play before the confirm timer runs
@@ -34,18 +37,6 @@ SURVEY_SECONDS = 8.0
 # Enum member (the simulator runs these a few million times a minute).
 LIVE_PHASES = tuple(LIVE)
 ENDED_PHASES = (LegPhase.CLOSING, LegPhase.DONE)
-
-_PROMPTS: dict[int, tuple[PromptSpec, Prompt]] = {}
-
-
-def spoken(spec: PromptSpec) -> Prompt:
-    """``spec.as_prompt()``, made once per spec (settings are immutable, so this is safe)."""
-    found = _PROMPTS.get(id(spec))
-    if found is None or found[0] is not spec:
-        if len(_PROMPTS) > 4096:
-            _PROMPTS.clear()
-        found = _PROMPTS[id(spec)] = (spec, spec.as_prompt())
-    return found[1]
 
 
 class IllegalEvent(Exception):
@@ -74,6 +65,23 @@ class FlowEnv:
 class FlowBase(IvrMixin):
     """The fields of one call and the helpers every phase uses."""
 
+    _state: State  # behind CallFlow's ``state`` property; read directly on hot paths
+    # Fields that start empty are class defaults: a call sets them only when they change
+    # (one fewer store per field for each of the simulator's million calls).
+    caller: CallerIdentity = UNKNOWN
+    chosen_at: float | None = None
+    connected_at: float | None = None
+    talk_end_at: float | None = None
+    specialty: str | None = None
+    winner: Leg | None = None
+    _hunter: Hunter | None = None
+    _wait_deadline: float | None = None
+    _call_deadline: float | None = None
+    _farewell_deadline: float | None = None
+    _end_reason: d.EndReason = d.EndReason.COMPLETED
+    _gp_gone: bool = False
+    _survey_tries: int = 0
+
     def __init__(self, call_id: str, dialplan: Dialplan, env: FlowEnv, now: float) -> None:
         super().__init__(dialplan, env.specialty_names)
         self.call_id = call_id
@@ -81,22 +89,9 @@ class FlowBase(IvrMixin):
         self.env = env
         self.state = State.OFFERED
         self.area = dialplan.area
-        self.caller = CallerIdentity(None, None, None)
         self.offered_at = now
         self.answered_at = now
-        self.chosen_at: float | None = None
-        self.connected_at: float | None = None
-        self.talk_end_at: float | None = None
-        self.specialty: str | None = None
         self.legs: dict[str, Leg] = {}
-        self.winner: Leg | None = None
-        self._hunter: Hunter | None = None
-        self._wait_deadline: float | None = None
-        self._call_deadline: float | None = None
-        self._farewell_deadline: float | None = None
-        self._end_reason = d.EndReason.COMPLETED
-        self._gp_gone = False
-        self._survey_tries = 0
         self._out: list[Effect] = []
 
     def __repr__(self) -> str:
@@ -115,6 +110,11 @@ class FlowBase(IvrMixin):
         self.gp_playing = not loop
         self._out.append(Play(GP, prompts, loop))
 
+    def say_gp(self, spec: PromptSpec) -> None:
+        """Play one fixed prompt to the GP (the same as ``play_gp(spoken(spec))``)."""
+        self.gp_playing = True
+        self._out.append(say_to_gp(spec))
+
     def farewell(self, prompt: Prompt, reason: d.EndReason, now: float) -> None:
         """Say a last prompt to the GP, then hang up."""
         self._end_reason = reason
@@ -132,7 +132,7 @@ class FlowBase(IvrMixin):
         out = self._out
         if leg.phase in LIVE_PHASES:
             leg.phase = LegPhase.CLOSING
-            out.append(Hangup(leg.name, result.value))
+            out.append(hangup(leg.name, result.value))
         leg.deadline = None
         leg.result = result
         member = leg.candidate.member_id

@@ -7,7 +7,7 @@ each is closed exactly once through ``FlowBase._close_leg``.
 from __future__ import annotations
 
 from callrouter.core import domain as d
-from callrouter.core.commands import Bridge, Dial, Hangup, Play, Prompt, StopPlay
+from callrouter.core.commands import Dial, Hangup, Play, Prompt
 from callrouter.core.events import (
     GP,
     Digit,
@@ -28,9 +28,11 @@ from callrouter.core.flow_base import (
 )
 from callrouter.core.hunt import Ring
 from callrouter.core.legs import UNANSWERED, Leg, LegPhase, result_for_status
+from callrouter.core.reuse import STOP_GP, bridge, hangup, play_once
 from callrouter.core.states import State
 
 _UNANSWERED = tuple(UNANSWERED)
+_LEG_NAMES = tuple(f"L{n}" for n in range(1, 33))  # "L1", "L2"…, made once
 _WHISPERS: dict[tuple[int, str, str], tuple[object, tuple[Prompt, ...]]] = {}
 
 
@@ -42,7 +44,8 @@ class HuntMixin(FlowBase):
         legs = self.legs
         display = self.caller.practice_name or "GP advice line"
         for ring in rings:
-            name = f"L{len(legs) + 1}"
+            count = len(legs)
+            name = _LEG_NAMES[count] if count < len(_LEG_NAMES) else f"L{count + 1}"
             candidate = ring.candidate
             legs[name] = Leg(name, candidate, ring.tier, now, now + ring.ring_seconds)
             out.append(Dial(name, candidate.member_id, candidate.uri, display))
@@ -61,15 +64,17 @@ class HuntMixin(FlowBase):
     def _leg_lost(self, leg: Leg, result: d.LegResult, status: int, now: float) -> None:
         """A leg of the hunt failed: close it, ring whoever is next, or give up."""
         self._close_leg(leg, result, status, now)
-        if self.state is State.HUNTING and self._hunter is not None:
+        if self._state is State.HUNTING and self._hunter is not None:
             declined = result is d.LegResult.DECLINED
-            self._dial(self._hunter.leg_done(leg.candidate.member_id, declined, now), now)
+            rang_out = result is d.LegResult.NO_ANSWER
+            member = leg.candidate.member_id
+            self._dial(self._hunter.leg_done(member, declined, now, rang_out=rang_out), now)
             self._maybe_give_up(now)
 
     def _maybe_give_up(self, now: float) -> None:
-        if self._hunter is not None and self._hunter.exhausted() and self.state is State.HUNTING:
+        if self._state is State.HUNTING and self._hunter is not None and self._hunter.exhausted():
             self._stop_hunt(d.LegResult.CANCELLED, now)
-            self.emit(StopPlay(GP))
+            self.emit(STOP_GP)
             self.farewell(spoken(self.dialplan.prompts.nobody), d.EndReason.NOBODY_ACCEPTED, now)
 
     def _on_ringing(self, event: LegRinging, now: float) -> None:
@@ -81,19 +86,21 @@ class HuntMixin(FlowBase):
     def _on_leg_answered(self, event: LegAnswered, now: float) -> None:
         leg = self.legs[event.leg]
         if leg.phase is LegPhase.CLOSING:
-            self.emit(Hangup(leg.name, "answered after cancel"))  # 200 crossed our CANCEL
+            self.emit(hangup(leg.name, "answered after cancel"))  # 200 crossed our CANCEL
             return
-        if leg.phase not in _UNANSWERED or self.state is not State.HUNTING:
+        if leg.phase not in _UNANSWERED or self._state is not State.HUNTING:
             raise IllegalEvent(f"LegAnswered for {leg.name} in phase {leg.phase.value}")
         leg.phase = LegPhase.WHISPER
         leg.answered_at = now
         self._out.append(d.LegPickedUp(self.call_id, now, leg.name, leg.candidate.member_id))
+        if self._hunter is not None:
+            self._hunter.leg_answered(leg.candidate.member_id)
         policy = self._policy()
         if not policy.require_accept:
             self._accept(leg, now)
             return
         leg.deadline = now + WHISPER_ALLOWANCE_SECONDS + policy.confirm_seconds
-        self._out.append(Play(leg.name, self._whisper()))
+        self._out.append(play_once(leg.name, self._whisper()))
 
     def _whisper(self) -> tuple[Prompt, ...]:
         """What the consultant hears; the same few tuples recur, so they are made once."""
@@ -197,9 +204,9 @@ class HuntMixin(FlowBase):
         self.state = State.BRIDGED
         self.connected_at = now
         out = self._out
-        out.append(StopPlay(GP))
+        out.append(STOP_GP)
         self.gp_playing = False
-        out.append(Bridge(GP, leg.name))
+        out.append(bridge(GP, leg.name))
         out.append(
             d.Connected(
                 self.call_id,

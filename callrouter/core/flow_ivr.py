@@ -12,13 +12,53 @@ from typing import TYPE_CHECKING
 
 from callrouter.core import domain as d
 from callrouter.core import ivr
-from callrouter.core.commands import Prompt, StopPlay
+from callrouter.core.commands import Play, Prompt
 from callrouter.core.events import GP, Digit, PromptDone
+from callrouter.core.reuse import STOP_GP
 from callrouter.core.states import State
-from callrouter.settings.dialplan import Dialplan, Menu, NhsNumberCapture
+from callrouter.settings.dialplan import Dialplan, Menu, NhsNumberCapture, PromptSpec
 
 if TYPE_CHECKING:
     from callrouter.core.callflow import Effect
+
+
+_PROMPTS: dict[int, tuple[PromptSpec, Prompt]] = {}
+_MENUS: dict[tuple[int, int], tuple[Menu, Mapping[str, str], tuple[Prompt, ...]]] = {}
+_CACHE_LIMIT = 4096  # settings reloads leave old objects behind: keep the caches bounded
+
+
+def spoken(spec: PromptSpec) -> Prompt:
+    """``spec.as_prompt()``, made once per spec (settings are immutable, so this is safe)."""
+    found = _PROMPTS.get(id(spec))
+    if found is None or found[0] is not spec:
+        if len(_PROMPTS) > _CACHE_LIMIT:
+            _PROMPTS.clear()
+        found = _PROMPTS[id(spec)] = (spec, spec.as_prompt())
+    return found[1]
+
+
+_SAYINGS: dict[int, tuple[PromptSpec, Play]] = {}
+
+
+def say_to_gp(spec: PromptSpec) -> Play:
+    """``Play(GP, (spoken(spec),))``, made once per spec: greeting and hunting are on every call."""
+    found = _SAYINGS.get(id(spec))
+    if found is None or found[0] is not spec:
+        if len(_SAYINGS) > _CACHE_LIMIT:
+            _SAYINGS.clear()
+        found = _SAYINGS[id(spec)] = (spec, Play(GP, (spoken(spec),)))
+    return found[1]
+
+
+def menu_prompts(menu: Menu, names: Mapping[str, str]) -> tuple[Prompt, ...]:
+    """``ivr.menu_prompts``, made once per menu and catalogue."""
+    key = (id(menu), id(names))
+    found = _MENUS.get(key)
+    if found is None or found[0] is not menu or found[1] is not names:
+        if len(_MENUS) > _CACHE_LIMIT:
+            _MENUS.clear()
+        found = _MENUS[key] = (menu, names, ivr.menu_prompts(menu, names))
+    return found[2]
 
 
 class _Stage(Enum):
@@ -31,16 +71,16 @@ class IvrMixin:
     """Digit collection with barge-in, timeouts and bounded retries."""
 
     state: State
+    # Class defaults until a call changes them (see FlowBase).
+    ivr_deadline: float | None = None
+    gp_playing: bool = False
+    _attempts: int = 0
 
     def __init__(self, dialplan: Dialplan, specialty_names: Mapping[str, str]) -> None:
-        self.ivr_deadline: float | None = None
-        self.gp_playing = False
         self._ivr_plan = dialplan
         self._names = specialty_names
         self._stage = _Stage.GREETING
-        self._attempts = 0
         self._menu = ivr.MenuEntry(dialplan.menu)
-        self._nhs = ivr.NhsEntry(dialplan.nhs_number is not NhsNumberCapture.REQUIRED)
 
     # Provided by CallFlow.
     def emit(self, effect: Effect) -> None:
@@ -57,15 +97,22 @@ class IvrMixin:
 
     def _set_state(self, stage: _Stage) -> None:
         self._stage = stage
-        self.state = {_Stage.NHS: State.NHS, _Stage.MENU: State.MENU}.get(stage, State.GREETING)
+        if stage is _Stage.NHS:
+            self.state = State.NHS
+        elif stage is _Stage.MENU:
+            self.state = State.MENU
+        else:
+            self.state = State.GREETING
 
     # -- entering a stage -----------------------------------------------------------------
 
     def _enter_nhs(self, now: float, *, speak: bool = True) -> None:
+        # Made here, not with the flow: most lines never ask for an NHS number.
+        self._nhs = ivr.NhsEntry(self._ivr_plan.nhs_number is not NhsNumberCapture.REQUIRED)
         self._set_state(_Stage.NHS)
         self._attempts = 0
         if speak:
-            self.play_gp(self._ivr_plan.prompts.nhs_number.as_prompt())
+            self.play_gp(spoken(self._ivr_plan.prompts.nhs_number))
 
     def _enter_menu(self, now: float, *, speak: bool = True) -> None:
         self._set_state(_Stage.MENU)
@@ -75,7 +122,7 @@ class IvrMixin:
 
     def _speak_menu(self, menu: Menu, *lead: Prompt) -> None:
         self.ivr_deadline = None
-        self.play_gp(*lead, *ivr.menu_prompts(menu, self._names))
+        self.play_gp(*lead, *menu_prompts(menu, self._names))
 
     def _after_greeting(self, now: float, *, speak: bool) -> None:
         if self._ivr_plan.nhs_number is NhsNumberCapture.OFF:
@@ -98,7 +145,7 @@ class IvrMixin:
         if event.leg != GP:
             return
         if self.gp_playing:
-            self.emit(StopPlay(GP))  # barge-in: a key stops the prompt
+            self.emit(STOP_GP)  # barge-in: a key stops the prompt
             self.gp_playing = False
         if self._stage is _Stage.GREETING:
             self._after_greeting(now, speak=False)
@@ -112,12 +159,12 @@ class IvrMixin:
             if self._nhs.buffer:
                 self._nhs_result(self._nhs.resolve(), now)
             else:
-                self._retry(self._ivr_plan.prompts.no_input.as_prompt(), now)
+                self._retry(spoken(self._ivr_plan.prompts.no_input), now)
         elif self._stage is _Stage.MENU:
             if self._menu.buffer:
                 self._menu_result(self._menu.resolve(), now)
             else:
-                self._retry(self._ivr_plan.prompts.no_input.as_prompt(), now)
+                self._retry(spoken(self._ivr_plan.prompts.no_input), now)
 
     # -- results ----------------------------------------------------------------------------
 
@@ -130,7 +177,7 @@ class IvrMixin:
         elif isinstance(result, ivr.NhsSkipped):
             self._enter_menu(now)
         else:
-            self._retry(self._ivr_plan.prompts.nhs_invalid.as_prompt(), now)
+            self._retry(spoken(self._ivr_plan.prompts.nhs_invalid), now)
 
     def _menu_result(self, result: ivr.MenuResult, now: float) -> None:
         if isinstance(result, ivr.Pending):
@@ -142,7 +189,7 @@ class IvrMixin:
             self._attempts = 0
             self._speak_menu(result.menu)
         else:
-            self._retry(self._ivr_plan.prompts.invalid.as_prompt(), now)
+            self._retry(spoken(self._ivr_plan.prompts.invalid), now)
 
     def _retry(self, why: Prompt, now: float) -> None:
         """Re-prompt after a wrong or missing entry, until the attempts run out."""
@@ -151,14 +198,14 @@ class IvrMixin:
         prompts = self._ivr_plan.prompts
         if self._attempts < self._ivr_plan.ivr.max_attempts:
             if self._stage is _Stage.NHS:
-                self.play_gp(why, prompts.nhs_number.as_prompt())
+                self.play_gp(why, spoken(prompts.nhs_number))
             else:
                 self._speak_menu(self._menu.menu, why)
             return
         if self._stage is _Stage.NHS and self._ivr_plan.nhs_number is NhsNumberCapture.OPTIONAL:
             self._enter_menu(now)  # the number is optional: go on without it
             return
-        self.farewell(prompts.too_many_attempts.as_prompt(), d.EndReason.NO_INPUT, now)
+        self.farewell(spoken(prompts.too_many_attempts), d.EndReason.NO_INPUT, now)
 
     def _call_id(self) -> str:
         raise NotImplementedError

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from callrouter.core.commands import Prompt
 from callrouter.core.nhs_number import NHS_NUMBER_LENGTH, is_valid
-from callrouter.settings.dialplan import Menu
+from callrouter.settings.dialplan import Menu, MenuOption
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,22 @@ MenuResult = Pending | Chosen | EnteredSubmenu | WentBack | Invalid
 PENDING = Pending()
 
 
+_TABLES: dict[int, tuple[Menu, dict[str, MenuOption], frozenset[str]]] = {}
+
+
+def _table(menu: Menu) -> tuple[dict[str, MenuOption], frozenset[str]]:
+    """The menu's options by digits, and every proper prefix of a two-digit code; made once per
+    menu (settings are immutable) so keying a digit is two dict lookups."""
+    found = _TABLES.get(id(menu))
+    if found is None or found[0] is not menu:
+        if len(_TABLES) > 4096:
+            _TABLES.clear()
+        options = {option.digits: option for option in menu.options}
+        prefixes = frozenset(o.digits[:n] for o in menu.options for n in range(1, len(o.digits)))
+        found = _TABLES[id(menu)] = (menu, options, prefixes)
+    return found[1], found[2]
+
+
 class MenuEntry:
     """Where the GP is in the menu tree and what they have keyed so far.
 
@@ -71,14 +87,14 @@ class MenuEntry:
         if digit in "*#":
             return self.resolve() if self._buffer else Invalid(digit)
         self._buffer += digit
-        if self.menu.is_prefix(self._buffer):
+        if self._buffer in _table(self.menu)[1]:  # Menu.is_prefix, precomputed
             return PENDING
         return self.resolve()
 
     def resolve(self) -> MenuResult:
         """Settle the keyed digits (after '#', an inter-digit timeout, or a full code)."""
         entered, self._buffer = self._buffer, ""
-        option = self.menu.lookup(entered)
+        option = _table(self.menu)[0].get(entered)  # Menu.lookup, precomputed
         if option is None:
             return Invalid(entered)
         if option.submenu is not None:

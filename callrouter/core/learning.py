@@ -27,10 +27,9 @@ MISS_DECAY = 0.97  # each new ring keeps this share of the old answer evidence
 FAIRNESS_HALF_LIFE_SECONDS = 4 * 3600.0  # how fast recent accepted calls are forgotten
 
 # Results that say nothing about whether the member picks up (we ended the leg, or they were busy).
-_NEUTRAL = frozenset({LegResult.CANCELLED, LegResult.BUSY, LegResult.ERROR})
-_PICKED_UP = frozenset(
-    {LegResult.ACCEPTED, LegResult.DECLINED, LegResult.NO_CONFIRM, LegResult.HUNG_UP}
-)
+# Tuples, not sets: membership then goes by identity, cheaper than hashing an Enum member.
+_NEUTRAL = (LegResult.CANCELLED, LegResult.BUSY, LegResult.ERROR)
+_PICKED_UP = (LegResult.ACCEPTED, LegResult.DECLINED, LegResult.NO_CONFIRM, LegResult.HUNG_UP)
 _LN2 = math.log(2.0)
 
 
@@ -47,6 +46,8 @@ class MemberRecord:
     last_offered: float = float("-inf")
     last_missed: float = float("-inf")
     last_accepted: float = float("-inf")
+    version: int = 0  # bumped by every informative result, so derived figures can be cached
+    derived: object = None  # a strategy's figures made from this record; cleared by record()
 
 
 class MemberStats:
@@ -72,6 +73,8 @@ class MemberStats:
         if result in _NEUTRAL:
             return
         rec = self._get(member_id)
+        rec.version += 1
+        rec.derived = None
         rec.rung = rec.rung * MISS_DECAY + 1.0
         rec.answered *= MISS_DECAY
         if result in _PICKED_UP:
@@ -87,6 +90,15 @@ class MemberStats:
             rec.last_accepted = now
             rec.recent_accepted = _decayed(rec, now) + 1.0
             rec.recent_at = now
+
+    def get(self, member_id: str) -> MemberRecord | None:
+        """The member's record, None before anything was seen (read it, do not change it)."""
+        return self._records.get(member_id)
+
+    def version(self, member_id: str) -> int:
+        """Changes whenever what is known of the member's answering changes."""
+        rec = self._records.get(member_id)
+        return 0 if rec is None else rec.version
 
     def answer_rate(self, member_id: str) -> float:
         rec = self._records.get(member_id)
@@ -121,6 +133,11 @@ class MemberStats:
     def accepted(self, member_id: str) -> int:
         rec = self._records.get(member_id)
         return 0 if rec is None else rec.accepted
+
+
+def recent_of(rec: MemberRecord, now: float) -> float:
+    """A record's recent accepted calls at ``now`` (for callers holding the record)."""
+    return _decayed(rec, now)
 
 
 def _decayed(rec: MemberRecord, now: float) -> float:

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Sequence
 from statistics import NormalDist
 
-from callrouter.core.learning import MemberStats
+from callrouter.core.learning import MemberStats, recent_of
 from callrouter.core.plan import Candidate
 from callrouter.settings.dialplan import HuntPolicy
 from callrouter.settings.dialplan import Strategy as StrategyName
@@ -23,7 +23,7 @@ PAUSE_AFTER_MISS_SECONDS = 300.0
 FAIR_SHARE_FACTOR = 2.0
 FAIRNESS_MARGIN = 2.0
 # Adaptive pacing: add the next leg once the ringing member's chance of still answering is below.
-ADD_WHEN_ANSWER_CHANCE_BELOW = 0.3
+ADD_WHEN_ANSWER_CHANCE_BELOW = 0.55
 _NORMAL = NormalDist()
 
 
@@ -33,6 +33,8 @@ class Strategy:
     name = "base"
     serial = True  # one leg at a time
     tier_at_once = False  # ring a whole tier together; the next tier only when it is done
+    ring_again_after_no_answer = True  # in later passes, ring again those who let it ring out
+    hold_for_busy = False  # when only busy members are left, hold for them (up to max_wait)
 
     def order(
         self, members: Sequence[Candidate], stats: MemberStats, now: float
@@ -108,34 +110,50 @@ class Adaptive(Strategy):
 
     name = StrategyName.ADAPTIVE.value
     serial = False
+    ring_again_after_no_answer = False  # later passes are for members who were busy before
+    hold_for_busy = True
+
+    def _learned(self, member: str, stats: MemberStats) -> tuple[float, float]:
+        """(score, give-up seconds) for ``member``: score is the chance of a pick-up per second
+        of the typical wait (the whisper's ~4 s included), the better the higher. Kept on the
+        member's record until its next result (ordering runs on every pass)."""
+        rec = stats.get(member)
+        if rec is not None and rec.derived is not None:
+            return rec.derived  # type: ignore[return-value]
+        mu, sigma = stats.log_delay(member)
+        typical = math.exp(mu + sigma * sigma / 2)  # the lognormal's mean
+        learned = (stats.answer_rate(member) / (typical + 4.0), give_up_on(member, stats))
+        if rec is not None:
+            rec.derived = learned
+        return learned
 
     def order(
         self, members: Sequence[Candidate], stats: MemberStats, now: float
     ) -> list[Candidate]:
-        if not members:
-            return []
-        recent = [stats.recent_accepted(c.member_id, now) for c in members]
-        fair = FAIR_SHARE_FACTOR * sum(recent) / len(members) + FAIRNESS_MARGIN
-
-        def key(item: tuple[Candidate, float]) -> tuple[int, float]:
-            candidate, taken = item
-            member = candidate.member_id
-            paused = now - stats.last_missed(member) < PAUSE_AFTER_MISS_SECONDS
-            over = taken > fair
-            mu, sigma = stats.log_delay(member)
-            typical = math.exp(mu + sigma * sigma / 2)  # the lognormal's mean
-            return (int(paused) + int(over), -stats.answer_rate(member) / (typical + 4.0))
-
-        ranked = sorted(zip(members, recent, strict=True), key=key)
-        return [candidate for candidate, _ in ranked]
+        if len(members) < 2:
+            return list(members)
+        records = [stats.get(c.member_id) for c in members]
+        taken = [0.0 if r is None else recent_of(r, now) for r in records]
+        fair = FAIR_SHARE_FACTOR * sum(taken) / len(members) + FAIRNESS_MARGIN
+        pause_since = now - PAUSE_AFTER_MISS_SECONDS
+        keyed = []
+        for position, candidate in enumerate(members):
+            rec = records[position]
+            held_back = (rec is not None and rec.last_missed > pause_since) + (
+                taken[position] > fair
+            )
+            score = self._learned(candidate.member_id, stats)[0]
+            keyed.append((held_back, -score, position, candidate))
+        keyed.sort()
+        return [item[3] for item in keyed]
 
     def stagger_seconds(
         self, candidate: Candidate, policy: HuntPolicy, stats: MemberStats
     ) -> float:
-        return give_up_on(candidate.member_id, policy.ring_seconds, stats)
+        return min(self._learned(candidate.member_id, stats)[1], policy.ring_seconds)
 
 
-def give_up_on(member: str, ring_seconds: float, stats: MemberStats) -> float:
+def give_up_on(member: str, stats: MemberStats) -> float:
     """Seconds after which ``member``, still not answering, will probably not answer at all:
     P(answers later | silent so far) = p·S(t) / (1 - p + p·S(t)) < threshold, with p the
     learned pick-up chance and S the learned lognormal delay's survival within the ring time."""
@@ -148,8 +166,7 @@ def give_up_on(member: str, ring_seconds: float, stats: MemberStats) -> float:
     survival = theta * (1 - p) / (p * (1 - theta))
     if survival >= 1.0:
         return 0.0
-    t = math.exp(mu + sigma * _NORMAL.inv_cdf(1 - survival))
-    return min(t, ring_seconds)
+    return math.exp(mu + sigma * _NORMAL.inv_cdf(1 - survival))
 
 
 _BUILTIN: dict[str, Callable[[], Strategy]] = {

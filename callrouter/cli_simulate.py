@@ -1,0 +1,196 @@
+"""``callrouter simulate``: run a workload through the real call flow under each strategy.
+
+Registered on the main parser by ``add_simulate_command(subparsers)``; also runnable on its own
+as ``python -m callrouter.cli_simulate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from callrouter.settings.errors import ConfigError
+from callrouter.sim.oracle import ORACLE
+from callrouter.sim.plan import plan_table, plan_teams
+from callrouter.sim.report import goals, table, to_json
+from callrouter.sim.runner import all_strategies, prepare, run_all
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+DEFAULT_CONFIG = Path("config.yaml")
+
+
+def add_simulate_command(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "simulate",
+        help="simulate a workload through the real call flow, strategy by strategy",
+        description="Discrete-event simulation of GP calls and consultant behaviour, driving "
+        "the production call flow and hunt code. See docs/simulator.md.",
+    )
+    configure_parser(parser)
+    return parser
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workload",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the workload file (see workloads/ and docs/simulator.md)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        metavar="PATH",
+        help="config tree whose rotas decide who is on call when the workload "
+        "has no 'teams' (default: ./config.yaml)",
+    )
+    parser.add_argument(
+        "--strategy",
+        action="append",
+        metavar="NAME",
+        dest="strategies",
+        help=f"a strategy to run (repeatable; default: all of {', '.join(all_strategies())})",
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PNG",
+        help="write the connection-time distribution per strategy to PNG",
+    )
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="capacity planning: the smallest teams that meet the targets",
+    )
+    parser.add_argument(
+        "--target-ftcr",
+        type=_share,
+        default=0.95,
+        metavar="SHARE",
+        help="with --plan: the first-time connection rate to reach (0.95)",
+    )
+    parser.add_argument(
+        "--target-connect",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="with --plan: the mean connection time to stay under (20)",
+    )
+    parser.set_defaults(func=run_simulate)
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a share in (0, 1], not {text!r}")
+    return value
+
+
+def run_simulate(
+    args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    out = sys.stdout if stdout is None else stdout
+    err = sys.stderr if stderr is None else stderr
+    known = all_strategies()
+    strategies = list(dict.fromkeys(args.strategies or known))
+    unknown = [name for name in strategies if name not in known]
+    if unknown:
+        print(f"unknown strategy {unknown[0]!r}; known: {', '.join(known)}", file=err)
+        return EXIT_CONFIG
+    try:
+        prepared = prepare(args.workload, args.config)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=err)
+        count = sum(1 for issue in exc.issues if issue.severity == "error")
+        print(f"{count} error{'s' if count != 1 else ''}: workload not run", file=err)
+        return EXIT_CONFIG
+    default = prepared.scenario.default_strategy
+    bar = ProgressBar(err) if err.isatty() else None
+
+    if args.plan:
+        plans = plan_teams(
+            prepared.workload,
+            default,
+            args.target_ftcr,
+            target_connect_s=args.target_connect,
+            progress=None if bar is None else bar.planning,
+        )
+        if bar is not None:
+            bar.done()
+        print(plan_table(plans, args.target_ftcr, args.target_connect), file=out)
+        return EXIT_OK
+
+    summaries = run_all(prepared, strategies, None if bar is None else bar.update)
+    if bar is not None:
+        bar.done()
+    if args.plot is not None:
+        from callrouter.sim.plot import plot_connection_times  # noqa: PLC0415 - matplotlib
+
+        plot_connection_times(summaries, args.plot, f"{args.workload.name}: connection time")
+    if args.json:
+        print(to_json(summaries), file=out)
+        return EXIT_OK
+    calls = len(prepared.arrivals)
+    print(
+        f"{args.workload}: {calls} calls over {prepared.workload.days} weekdays, "
+        f"seed {prepared.workload.seed}; the same arrivals and behaviour for every strategy",
+        file=out,
+    )
+    print(table(summaries, default), file=out)
+    print(
+        f"* default strategy (the dialplans' policy); {ORACLE} knows every draw: the limit",
+        file=out,
+    )
+    lines = goals({s.name: s for s in summaries}, default)
+    if lines:
+        print("\n".join(lines), file=out)
+    return EXIT_OK
+
+
+class ProgressBar:
+    """One line on a terminal's stderr, redrawn at most ten times a second."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._last = 0.0
+
+    def update(self, name: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.1 and done < total:  # redraw at most ten times a second
+            return
+        self._last = now
+        width = 30
+        filled = int(width * done / total) if total else width
+        self._draw(f"{name:<14} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} calls")
+
+    def planning(self, specialty: str, team: int) -> None:
+        self._draw(f"planning {specialty}: trying teams of {team}")
+
+    def done(self) -> None:
+        self._stream.write("\r\x1b[2K")
+        self._stream.flush()
+
+    def _draw(self, text: str) -> None:
+        self._stream.write("\r\x1b[2K" + text)
+        self._stream.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="callrouter simulate")
+    configure_parser(parser)
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""The simulated side of one call: its line, its legs, its draws and who is busy.
+
+Plain slotted objects for the world's hot loop (world.py); nothing here knows the call flow's
+rules, only what the world needs to play the GP and the consultants.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from callrouter.core.callflow import CallFlow
+from callrouter.core.events import Digit, Event, Offered
+from callrouter.core.plan import HuntPlan
+from callrouter.settings.dialplan import Dialplan
+from callrouter.sim.draws import BehaviourChunk
+from callrouter.sim.scenario import Behaviour
+
+
+@dataclass(frozen=True, slots=True)
+class LineRuntime:
+    """One line, ready for the hot loop: events made once, members by slot."""
+
+    area: str
+    specialty: str
+    dialplan: Dialplan
+    offered: Offered
+    keys: tuple[Digit, ...]
+    slots: dict[str, int]
+    behaviour: tuple[Behaviour, ...]
+
+
+class PerLeg(dict[str, Event]):
+    """One reusable event per leg name, made on first use."""
+
+    def __init__(self, make: Callable[[str], Event]) -> None:
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, leg: str) -> Event:
+        event = self[leg] = self._make(leg)
+        return event
+
+
+class SimLeg:
+    __slots__ = ("accepts", "alive", "member", "name")
+
+    def __init__(self, name: str, member: str, accepts: bool) -> None:
+        self.name = name
+        self.member = member
+        self.accepts = accepts
+        self.alive = True
+
+
+class SimCall:
+    __slots__ = (
+        "base",
+        "chunk",
+        "first_tier",
+        "flow",
+        "index",
+        "legs",
+        "line",
+        "oracle_at",
+        "oracle_pick",
+        "patience_at",
+        "plan",
+        "rung",
+        "talk_end_at",
+        "tick_at",
+    )
+
+    def __init__(
+        self, index: int, flow: CallFlow, line: LineRuntime, chunk: BehaviourChunk, base: int
+    ) -> None:
+        self.index = index
+        self.flow = flow
+        self.line = line
+        self.chunk = chunk
+        self.base = base  # this call's offset in the chunk's member draws
+        self.legs: dict[str, SimLeg] = {}
+        self.rung: set[str] = set()
+        self.plan: HuntPlan | None = None
+        self.first_tier: str | None = None
+        self.tick_at: float | None = None
+        self.patience_at: float | None = None  # when the GP hangs up if still waiting
+        self.talk_end_at = 0.0  # when the bridged talk ends (0: not bridged)
+        self.oracle_at = -math.inf
+        self.oracle_pick: dict[str, float] = {}
+
+    def draw(self, member: str) -> tuple[bool, float, bool]:
+        """This member's behaviour on this call: answers?, after how long, accepts?"""
+        slot = self.line.slots[member]
+        at = self.base + slot
+        chunk = self.chunk
+        habit = self.line.behaviour[slot]
+        return (
+            chunk.answer_u[at] < habit.answer_probability,
+            habit.delay(chunk.delay_z[at]),
+            chunk.accept_u[at] < habit.accept_probability,
+        )
+
+
+class Busy:
+    """Presence: a member with a live leg (ringing, whisper or talking) anywhere is busy."""
+
+    __slots__ = ("legs",)
+
+    def __init__(self) -> None:
+        self.legs: dict[str, int] = {}
+
+    def is_available(self, member_id: str) -> bool:
+        return not self.legs.get(member_id)
