@@ -123,6 +123,7 @@ class Engine:
         self._clock = clock
         self._sessions: dict[str, CallSession] = {}
         self._by_worker_leg: dict[str, tuple[CallSession, str]] = {}
+        self._lost: set[str] = set()  # legs of a dead worker, until their LegClosed
         self._accepting = True
         self._idle = asyncio.Event()
         self._idle.set()
@@ -187,8 +188,10 @@ class Engine:
                 self._to_call(leg, e.MediaTimeout)
             case p.LegClosed(leg=leg):
                 self._by_worker_leg.pop(leg, None)
+                self._lost.discard(leg)
             case p.WorkerDied(worker_id=worker, legs=legs, exit_code=code):
                 log.error("worker_died", worker=worker, legs=len(legs), exit_code=code)
+                self._lost.update(legs)  # their Failed/HungUp reports that follow mean "lost"
             case p.CommandError(command=command, leg=leg, message=message):
                 log.warning("worker_command_error", command=command, leg=leg, error=message)
             case p.Log(level=level, message=message):
@@ -204,7 +207,7 @@ class Engine:
             log.debug("event_for_unknown_leg", leg=worker_leg)
             return
         session, name = found
-        session.queue.put_nowait(make(name))
+        session.queue.put_nowait(e.Lost(name) if worker_leg in self._lost else make(name))
 
     def _answered(self, worker_leg: str) -> None:
         found = self._by_worker_leg.get(worker_leg)

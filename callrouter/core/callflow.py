@@ -28,6 +28,7 @@ from callrouter.core.events import (
     LegAnswered,
     LegFailed,
     LegRinging,
+    Lost,
     MediaTimeout,
     Offered,
     PromptDone,
@@ -253,6 +254,19 @@ class CallFlow(HuntMixin, AfterMixin):
         else:
             self._finish(d.EndReason.COMPLETED, now)
 
+    def _on_lost(self, event: Lost, now: float) -> None:
+        """A worker died: losing the GP ends the call as interrupted; a consultant leg failed."""
+        if event.leg == GP:
+            self._gp_gone = True  # nothing can be said to a leg that is gone
+            self._finish(d.EndReason.INTERRUPTED, now)
+        else:
+            self._on_leg_failed(LegFailed(event.leg, 500, "lost with its worker"), now)
+
+    def _on_lost_after_end(self, event: Lost, now: float) -> None:
+        """The call already ended: a lost leg is only the last report of a leg we ended."""
+        if event.leg != GP:
+            self.legs[event.leg].phase = LegPhase.DONE
+
     def _end_call(self, reason: d.EndReason, now: float) -> None:
         if self.winner is not None:
             self._close_winner(self.winner, now)
@@ -292,12 +306,17 @@ _LATE = {
 }
 
 _TABLE: dict[State, dict[type, _Any]] = {
-    State.OFFERED: {Offered: CallFlow._on_offered, HungUp: CallFlow._on_hung_up},
+    State.OFFERED: {
+        Offered: CallFlow._on_offered,
+        HungUp: CallFlow._on_hung_up,
+        Lost: CallFlow._on_lost,
+    },
     State.GREETING: {
         PromptDone: IvrMixin.on_prompt_done_ivr,
         Digit: IvrMixin.on_digit_ivr,
         HungUp: CallFlow._on_hung_up,
         MediaTimeout: CallFlow._on_media_timeout,
+        Lost: CallFlow._on_lost,
         Tick: CallFlow._on_tick,
     },
     State.NHS: {
@@ -305,6 +324,7 @@ _TABLE: dict[State, dict[type, _Any]] = {
         Digit: IvrMixin.on_digit_ivr,
         HungUp: CallFlow._on_hung_up,
         MediaTimeout: CallFlow._on_media_timeout,
+        Lost: CallFlow._on_lost,
         Tick: CallFlow._on_tick,
     },
     State.MENU: {
@@ -312,6 +332,7 @@ _TABLE: dict[State, dict[type, _Any]] = {
         Digit: IvrMixin.on_digit_ivr,
         HungUp: CallFlow._on_hung_up,
         MediaTimeout: CallFlow._on_media_timeout,
+        Lost: CallFlow._on_lost,
         Tick: CallFlow._on_tick,
     },
     State.HUNTING: {
@@ -322,6 +343,7 @@ _TABLE: dict[State, dict[type, _Any]] = {
         Digit: CallFlow._on_digit_hunting,
         PromptDone: CallFlow._on_prompt_done_hunting,
         MediaTimeout: CallFlow._on_media_timeout,
+        Lost: CallFlow._on_lost,
         Tick: CallFlow._on_tick,
     },
     State.BRIDGED: {
@@ -330,6 +352,7 @@ _TABLE: dict[State, dict[type, _Any]] = {
         Digit: CallFlow._on_digit_ignored,
         PromptDone: CallFlow._on_prompt_done_ignored,
         MediaTimeout: CallFlow._on_media_timeout,
+        Lost: CallFlow._on_lost,
         Tick: CallFlow._on_tick,
     },
     State.SURVEY: {
@@ -338,6 +361,7 @@ _TABLE: dict[State, dict[type, _Any]] = {
         Digit: CallFlow._on_digit_survey,
         PromptDone: CallFlow._on_prompt_done_survey,
         MediaTimeout: CallFlow._on_media_timeout,
+        Lost: CallFlow._on_lost,
         Tick: CallFlow._on_tick,
     },
     State.FAREWELL: {
@@ -346,12 +370,14 @@ _TABLE: dict[State, dict[type, _Any]] = {
         Digit: CallFlow._on_digit_ignored,
         PromptDone: CallFlow._on_prompt_done_farewell,
         MediaTimeout: CallFlow._on_media_timeout,
+        Lost: CallFlow._on_lost,
         Tick: CallFlow._on_tick,
     },
     State.ENDED: {
         LegFailed: CallFlow._on_late_leg_report,
         LegAnswered: CallFlow._on_late_leg_report,
         HungUp: CallFlow._on_late_leg_report,
+        Lost: CallFlow._on_lost_after_end,
     },
 }
 _ROWS = {id(state): row for state, row in _TABLE.items()}

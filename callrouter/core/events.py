@@ -71,6 +71,16 @@ class MediaTimeout:
 
 
 @dataclass(frozen=True, slots=True)
+class Lost:
+    """The shell lost ``leg`` with the process that held it: no signalling is possible on it.
+
+    For the GP leg the call ends as interrupted; a consultant leg counts as a failed leg.
+    """
+
+    leg: str
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """The deadline the flow asked for has come. Carries nothing: ``now`` says when."""
 
@@ -84,5 +94,6 @@ Event = (
     | LegFailed
     | HungUp
     | MediaTimeout
+    | Lost
     | Tick
 )

@@ -7,7 +7,7 @@ each is closed exactly once through ``FlowBase._close_leg``.
 from __future__ import annotations
 
 from callrouter.core import domain as d
-from callrouter.core.commands import Dial, Hangup, Play, Prompt
+from callrouter.core.commands import Dial, Hangup, Play, Prompt, StopPlay
 from callrouter.core.events import (
     GP,
     Digit,
@@ -206,6 +206,8 @@ class HuntMixin(FlowBase):
         out = self._out
         out.append(STOP_GP)
         self.gp_playing = False
+        if self._policy().require_accept:
+            out.append(StopPlay(leg.name))  # the whisper may still be playing: 1 barges in
         out.append(bridge(GP, leg.name))
         out.append(
             d.Connected(

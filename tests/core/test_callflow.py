@@ -14,6 +14,7 @@ from callrouter.core.events import (
     LegAnswered,
     LegFailed,
     LegRinging,
+    Lost,
     MediaTimeout,
     Offered,
     PromptDone,
@@ -107,7 +108,8 @@ class TestHappyPath:
         h.send(PromptDone("L1"), after=3)
         out = h.send(Digit("L1", "1"), after=1.5)
         assert c.StopPlay(GP) in out
-        assert c.Bridge(GP, "L1") in out
+        # The whisper may still play when 1 barges in: it stops before the bridge.
+        assert out.index(c.StopPlay("L1")) < out.index(c.Bridge(GP, "L1"))
         [conn] = h.of(d.Connected, out)
         assert conn.connect_seconds == pytest.approx(10.0)
         assert (conn.member_id, conn.tier) == ("a1", "local")
@@ -491,6 +493,39 @@ class TestHunting:
         assert [x.member_id for x in h.of(c.Dial, out)] == ["n1"]
 
 
+class TestLostWorker:
+    """A worker that dies takes its legs: the call is recorded as interrupted, never hangs."""
+
+    def test_gp_lost_mid_hunt_ends_interrupted(self) -> None:
+        h = Harness()
+        to_hunting(h)
+        out = h.send(Lost(GP), after=3)
+        assert c.Hangup("L1", "cancelled") in out
+        assert not [x for x in h.of(c.Hangup, out) if x.leg == GP]
+        assert ended(h).reason is d.EndReason.INTERRUPTED
+        assert h.flow.next_deadline() is None
+
+    def test_gp_lost_mid_call_keeps_talk_time(self) -> None:
+        h = Harness()
+        to_bridged(h)
+        h.send(Lost(GP), after=100)
+        end = ended(h)
+        assert (end.reason, end.connected) == (d.EndReason.INTERRUPTED, True)
+        assert end.talk_seconds == pytest.approx(100)
+
+    def test_consultant_lost_while_ringing_moves_on(self) -> None:
+        h = Harness()
+        to_hunting(h)
+        out = h.send(Lost("L1"))
+        assert h.of(d.LegEnded, out)[0].result is d.LegResult.ERROR
+        assert h.of(c.Dial, out)[0].member_id == "a2"
+
+    def test_lost_leg_after_the_end_is_accepted(self) -> None:
+        h = drive_to(State.ENDED)
+        assert h.flow.handle(Lost("L1"), h.now) == []
+        assert h.flow.handle(Lost(GP), h.now) == []
+
+
 class TestBridged:
     """The conversation and its end."""
 
@@ -580,6 +615,7 @@ ALL_EVENTS = [
     LegFailed("L1", 486, "busy"),
     HungUp(GP),
     MediaTimeout(GP),
+    Lost(GP),
     Tick(),
 ]
 ILLEGAL = {

@@ -244,6 +244,34 @@ class TestCall:
         assert isinstance(sink.events[-1], d.CallEnded)
 
 
+class TestWorkerDeath:
+    """A worker that dies ends its calls as interrupted; the engine does not hang."""
+
+    def test_calls_of_a_dead_worker_are_interrupted(self) -> None:
+        async def scenario(sip: FakeSip, sink: Recorder, engine: Engine) -> None:
+            await sip.events.put(incoming("in-1"))
+            await settle()
+            await sip.events.put(p.Digit("in-1", "1", "info"))
+            await settle()
+            [dial] = sip.of(p.Dial)
+            leg = dial.leg  # type: ignore[attr-defined]
+            # What the pool reports when the worker process dies holding both legs:
+            await sip.events.put(p.WorkerDied("w0", ("in-1", leg), -9))
+            await sip.events.put(p.HungUp("in-1", 0))
+            await sip.events.put(p.Failed(leg, 500, "worker died"))
+            await sip.events.put(p.LegClosed("in-1"))
+            await sip.events.put(p.LegClosed(leg))
+            await settle()
+            assert engine.active_calls == 0
+
+        _, sink = run_engine(scenario)
+        end = sink.events[-1]
+        assert isinstance(end, d.CallEnded)
+        assert end.reason is d.EndReason.INTERRUPTED
+        [leg_end] = [ev for ev in sink.events if isinstance(ev, d.LegEnded)]
+        assert leg_end.result is d.LegResult.CANCELLED
+
+
 @pytest.mark.parametrize("live", [0, 1])
 def test_presence_counts_live_legs(live: int) -> None:
     """A member is busy exactly while a leg to them is live."""
