@@ -1,0 +1,149 @@
+"""A throwaway configuration tree for one end-to-end test: config.yaml, one dialplan, one rota.
+
+The line is always open (no service-hours windows, bank holidays ignored), so tests do not depend
+on the time of day. Each rota member sits in a layer of its own, so the ring order is exactly the
+order given here whatever the date; their URIs point at the test's own sipp consultants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from callrouter.settings.loader import Settings, load_settings
+
+AREA = "testarea"
+SPECIALTY = "cardiology"
+SPECIALTY_NAME = "Cardiology"
+NUMBER = "02080009999"  # the advice line the GPs dial
+UNKNOWN_NUMBER = "02080001234"  # no dialplan answers this one
+GP_NUMBER = "01234567890"  # the From user of every GP scenario (tests/sip and tests/e2e)
+PRACTICE = "Test Surgery"
+LOCAL_TEAM = "test-local-cardiology"
+NCN_TEAM = "test-ncn-cardiology"
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A consultant on the rota: rung at sip:<id>@127.0.0.1:<port>, in ``tier`` (local or ncn)."""
+
+    id: str
+    port: int
+    tier: str = "local"
+
+    @property
+    def uri(self) -> str:
+        return f"sip:{self.id}@127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class TreeSpec:
+    """What varies between tests; everything else is fixed and short."""
+
+    members: tuple[Member, ...]
+    strategy: str = "linear"
+    ring_seconds: float = 5.0  # the minimum the loader allows
+    confirm_seconds: float = 3.0  # the minimum the loader allows
+    loops: int = 1
+    max_wait_seconds: float = 120.0
+    trunk_allow: tuple[str, ...] = ("127.0.0.0/8",)
+    max_concurrent_calls: int = 30
+    media_timeout_seconds: float = 600.0  # sipp sends no RTP besides its digits
+    extra_ivr: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """The ports one engine instance binds."""
+
+    sip: int
+    rtp_min: int
+    rtp_max: int
+    metrics: int
+    health: int
+
+
+def write_tree(root: Path, spec: TreeSpec, ports: Ports, prompt_cache: Path) -> Settings:
+    """Write the tree under ``root`` and load it with the real loader (a bad tree fails here)."""
+    (root / "dialplans").mkdir(parents=True)
+    (root / "rotas").mkdir()
+    config = {
+        "sip": {
+            "listen_host": "127.0.0.1",
+            "listen_port": ports.sip,
+            "rtp_port_min": ports.rtp_min,
+            "rtp_port_max": ports.rtp_max,
+            "trunk_allow": list(spec.trunk_allow),
+            "media_timeout_seconds": spec.media_timeout_seconds,
+        },
+        "limits": {"max_concurrent_calls": spec.max_concurrent_calls, "max_call_seconds": 600},
+        "metrics": {"listen_host": "127.0.0.1", "listen_port": ports.metrics},
+        "database": {"path": "var/callrouter.sqlite3"},
+        "paths": {"dialplans": "dialplans", "rotas": "rotas", "prompt_cache": str(prompt_cache)},
+        "timezone": "Europe/London",
+        "logging": {"level": "INFO"},
+        "specialties": {SPECIALTY: SPECIALTY_NAME},
+    }
+    dialplan = {
+        "area": AREA,
+        "name": "Test advice line",
+        "numbers": [NUMBER],
+        "prompts": {"greeting": "Welcome to the test advice line."},
+        "ivr": {"first_digit_seconds": 6, "inter_digit_seconds": 3, "max_attempts": 3}
+        | spec.extra_ivr,
+        "nhs_number": "off",
+        "hours": {"windows": [], "closed_on_bank_holidays": False},
+        "unknown_callers": "allow",
+        "practices": [{"id": "test-surgery", "name": PRACTICE, "numbers": [GP_NUMBER]}],
+        "menu": {"options": [{"digits": "1", "specialty": SPECIALTY}]},
+        "specialties": {
+            SPECIALTY: {
+                "tiers": [LOCAL_TEAM, NCN_TEAM],
+                "strategy": spec.strategy,
+                "ring_seconds": spec.ring_seconds,
+                "loops": spec.loops,
+                "max_wait_seconds": spec.max_wait_seconds,
+                "require_accept": True,
+                "confirm_seconds": spec.confirm_seconds,
+            }
+        },
+    }
+    rota = {
+        "members": [
+            {"id": m.id, "name": f"Dr {m.id}", "uri": m.uri, "specialties": [SPECIALTY]}
+            for m in spec.members
+        ],
+        "teams": [
+            _team(LOCAL_TEAM, "local", spec.members, "local"),
+            _team(NCN_TEAM, "ncn", spec.members, "ncn"),
+        ],
+    }
+    config_path = root / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    (root / "dialplans" / f"{AREA}.yaml").write_text(yaml.safe_dump(dialplan, sort_keys=False))
+    (root / "rotas" / f"{SPECIALTY}.yaml").write_text(yaml.safe_dump(rota, sort_keys=False))
+    return load_settings(config_path)
+
+
+def _team(team_id: str, kind: str, members: tuple[Member, ...], tier: str) -> dict[str, object]:
+    # One always-on layer per member: a one-member rotation never rotates, and layers keep
+    # their order, so the ring order is the order of ``members`` on any date.
+    layers: list[dict[str, object]] = [
+        {
+            "name": f"seat-{i + 1}",
+            "members": [m.id],
+            "rotation": {"start": "2020-01-06 08:00", "turn": "weekly"},
+        }
+        for i, m in enumerate(m for m in members if m.tier == tier)
+    ]
+    if not layers:  # a team needs a layer: an empty tier gets one whose turns never start
+        layers.append(
+            {
+                "name": "never",
+                "members": [members[0].id],
+                "rotation": {"start": "2099-01-05 08:00", "turn": "weekly"},
+            }
+        )
+    return {"id": team_id, "specialty": SPECIALTY, "kind": kind, "name": team_id, "layers": layers}
