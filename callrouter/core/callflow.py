@@ -189,6 +189,10 @@ class CallFlow(HuntMixin, AfterMixin):
         )
         env = self.env
         plan = env.plans.plan(self.area, specialty, now)
+        if plan.is_empty():  # nobody on the rota now: say so at once rather than hold
+            self.state = State.HUNTING
+            self.farewell(spoken(self.dialplan.prompts.nobody), d.EndReason.NOBODY_ACCEPTED, now)
+            return
         policy = plan.policy
         self.state = State.HUNTING
         self._hunter = Hunter(

@@ -84,7 +84,9 @@ def _serve(config: WorkerConfig, outbox: Outbox) -> int:
         inbox.put(p.Shutdown())
 
     signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    # Ctrl-C in a terminal reaches the whole process group: the engine drains its calls and
+    # then closes this worker itself, so the worker must not leave first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     start_reader(0, inbox, outbox)
 
     ticks = 0

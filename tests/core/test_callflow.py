@@ -427,6 +427,16 @@ class TestHunting:
         to_hunting(h)
         assert h.of(c.Dial)[0].member_id == "a2"
 
+    def test_nobody_on_the_rota_apologises_at_once(self) -> None:
+        h = Harness()
+        h.plans.tiers["cardiology"] = [("local", []), ("ncn", [])]
+        to_menu(h)
+        out = h.send(Digit(GP, "1"))
+        assert h.of(c.Dial, out) == []
+        assert "no consultant is free" in h.of(c.Play, out)[0].prompts[0].text
+        h.send(PromptDone(GP), after=9)
+        assert ended(h).reason is d.EndReason.NOBODY_ACCEPTED
+
     def test_everyone_busy_holds_then_gives_up(self) -> None:
         h = Harness()
         h.presence.busy.update({"a1", "a2", "n1"})
