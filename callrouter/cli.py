@@ -2,64 +2,35 @@
 
 Each subcommand lives in its own module and registers itself on the subparsers with a
 ``set_defaults(func=handler)``; a handler takes the parsed ``argparse.Namespace`` and returns the
-exit status. This module owns ``check`` and the wiring; ``add_config_argument`` and
-``settings_or_exit`` are shared helpers for the other subcommand modules.
+exit status. This module owns ``check`` and the wiring; what the subcommands share is in
+``cli_common``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, TextIO
 
+from callrouter.cli_cdr import add_cdr_commands
+from callrouter.cli_common import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    Handler,
+    Subparsers,
+    add_config_argument,
+    print_issues,
+)
+from callrouter.cli_oncall import add_oncall_command
+from callrouter.cli_run import add_run_command
+from callrouter.cli_simulate import add_simulate_command
 from callrouter.settings.config import Config
 from callrouter.settings.dialplan import Dialplan
 from callrouter.settings.errors import ConfigError, display_path
-from callrouter.settings.loader import Settings, load_config, load_settings
+from callrouter.settings.loader import load_config, load_settings
 from callrouter.settings.rota import RotaFile
 from callrouter.settings.source import SourceFile
-
-EXIT_OK = 0
-EXIT_CONFIG = 2  # a bad configuration (argparse also uses 2 for a bad command line)
-EXIT_UNAVAILABLE = 3  # a subcommand whose module cannot be imported here
-DEFAULT_CONFIG = Path("config.yaml")
-
-Subparsers = argparse._SubParsersAction  # argparse names no public type for it
-Handler = Callable[[argparse.Namespace], int]
-
-
-def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=DEFAULT_CONFIG,
-        metavar="PATH",
-        help="the service configuration (default: ./config.yaml)",
-    )
-
-
-def settings_or_exit(config_path: Path, stderr: TextIO | None = None) -> Settings:
-    """Load the whole tree or print every problem and exit with status 2 (for subcommands)."""
-    err = sys.stderr if stderr is None else stderr
-    try:
-        settings = load_settings(config_path)
-    except ConfigError as exc:
-        print_issues(exc, err)
-        raise SystemExit(EXIT_CONFIG) from None
-    for warning in settings.warnings:
-        print(warning, file=err)
-    return settings
-
-
-def print_issues(error: ConfigError, stream: TextIO) -> None:
-    for issue in error.issues:
-        print(issue, file=stream)
-    errors = sum(1 for issue in error.issues if issue.severity == "error")
-    print(f"{errors} error{'s' if errors != 1 else ''}: configuration not loaded", file=stream)
-
 
 # --- check -------------------------------------------------------------------------------------
 
@@ -113,56 +84,8 @@ def _count(n: int, one: str, many: str | None = None) -> str:
 
 # --- wiring ------------------------------------------------------------------------------------
 
-# Subcommand modules written elsewhere: (command, module, registering function). Each function
-# takes the subparsers object. A module that is absent is skipped; one that fails to import (say
-# pjsua2 is missing for `run`) leaves a stand-in command that reports why, so `check` and the
-# other commands still work.
-PLUGINS: tuple[tuple[str, str, str], ...] = (
-    ("oncall", "callrouter.cli_oncall", "add_oncall_command"),
-    ("run", "callrouter.cli_run", "add_run_command"),
-    ("simulate", "callrouter.cli_simulate", "add_simulate_command"),  # TODO(lead): when written
-)
-
-
-def _add_plugins(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
-    for command, module_name, function_name in PLUGINS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # not written (or not shipped): no such command
-            _add_unavailable(subparsers, command, exc)
-            continue
-        except ImportError as exc:
-            _add_unavailable(subparsers, command, exc)
-            continue
-        getattr(module, function_name)(subparsers)
-
-
-def _add_unavailable(
-    subparsers: Subparsers[argparse.ArgumentParser], command: str, error: ImportError
-) -> None:
-    def unavailable(_: argparse.Namespace) -> int:
-        print(f"callrouter {command} is unavailable here: {error}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-
-    # No option prefix: whatever follows is taken as-is, so the message above is what the user
-    # sees rather than a usage error about options this stand-in cannot know.
-    parser = subparsers.add_parser(
-        command, help=f"(unavailable: {error})", prefix_chars="\0", add_help=False
-    )
-    parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
-    parser.set_defaults(func=unavailable)
-
-
 def _add_cdr(subparsers: Subparsers[argparse.ArgumentParser], argv: Sequence[str]) -> None:
     """``cdr`` takes its database and retention from config.yaml when that loads."""
-    try:
-        from callrouter.cli_cdr import add_cdr_commands  # noqa: PLC0415 - optional module
-    except ModuleNotFoundError as exc:
-        if exc.name != "callrouter.cli_cdr":
-            raise
-        return
     config = _config_quietly(argv)
     cdr = add_cdr_commands(
         subparsers,
@@ -189,7 +112,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_check_command(subparsers)
-    _add_plugins(subparsers)
+    add_oncall_command(subparsers)
+    add_run_command(subparsers)
+    add_simulate_command(subparsers)
     _add_cdr(subparsers, argv)
     return parser
 
@@ -198,8 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(arguments)
     args = parser.parse_args(arguments)
-    # `func` is the convention; cli_cdr registers `run`.
-    handler: Handler | None = getattr(args, "func", None) or getattr(args, "run", None)
+    handler: Handler | None = getattr(args, "func", None)
     if handler is None:
         parser.print_help(sys.stderr)
         return EXIT_CONFIG

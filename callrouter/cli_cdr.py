@@ -1,7 +1,7 @@
 """``callrouter cdr export|purge``: call records out of SQLite, and retention.
 
 Wire into the main parser with ``add_cdr_commands(subparsers, default_db=..., ...)``; the parsed
-namespace carries ``run`` (``run_cdr``), so ``args.run(args)`` returns the exit status.
+namespace carries ``func`` (``run_cdr``), so ``args.func(args)`` returns the exit status.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def add_cdr_commands(
         required=default_retention_days is None,
         help="retention in days",
     )
-    cdr.set_defaults(run=run_cdr)
+    cdr.set_defaults(func=run_cdr)
     return cdr
 
 
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="callrouter")
     add_cdr_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    return int(args.run(args))
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

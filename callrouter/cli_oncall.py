@@ -14,7 +14,13 @@ from datetime import datetime
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from callrouter.cli import EXIT_CONFIG, EXIT_OK, Subparsers, add_config_argument, settings_or_exit
+from callrouter.cli_common import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    Subparsers,
+    add_config_argument,
+    settings_or_exit,
+)
 from callrouter.core.calendar import bank_holiday_name, is_open
 from callrouter.core.localtime import instant
 from callrouter.core.plan import HuntPlan

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from callrouter.app import RunOptions, run
-from callrouter.cli import Subparsers, add_config_argument, settings_or_exit
+from callrouter.cli_common import Subparsers, add_config_argument, settings_or_exit
 from callrouter.logsetup import configure_logging
 
 

@@ -85,7 +85,7 @@ class TestPurgeCommand:
         parser = argparse.ArgumentParser()
         add_cdr_commands(parser.add_subparsers(dest="command"), default_db=db)
         args = parser.parse_args(["cdr", "purge", "--older-than-days", "30"])
-        assert args.run(args, out) == 0
+        assert args.func(args, out) == 0
         assert out.getvalue() == "purged 1 calls\n"
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT call_id FROM calls").fetchall() == [("c-recent",)]
