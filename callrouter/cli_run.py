@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 
 from callrouter.app import RunOptions, run
 from callrouter.cli_common import Subparsers, add_config_argument, settings_or_exit
 from callrouter.logsetup import configure_logging
+from callrouter.sip.pool import WorkerStartError
+
+EXIT_START = 1  # the configuration was good but the engine could not start here
 
 
 def add_run_command(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
@@ -37,4 +41,8 @@ def run_engine(args: argparse.Namespace) -> int:
         db=args.db,
         drain_seconds=args.drain_seconds,
     )
-    return asyncio.run(run(args.config, options))
+    try:
+        return asyncio.run(run(args.config, options))
+    except (WorkerStartError, OSError) as error:  # a port taken, a directory not writable…
+        print(f"callrouter run: cannot start: {error}", file=sys.stderr)
+        return EXIT_START
