@@ -24,7 +24,7 @@ class TestStartFailure:
                     "--sip-port", str(port),
                     "--metrics-port", "0",
                     "--db", str(tmp_path / "calls.sqlite3"),
-                ],  # fmt: skip
+                ],
                 capture_output=True,
                 text=True,
                 timeout=90,
