@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from callrouter.core import domain as d
-from callrouter.core.commands import Hangup
 from callrouter.core.directory import CallerDirectory, CallerIdentity
 from callrouter.core.events import (
     GP,
@@ -36,7 +35,11 @@ from callrouter.core.events import (
 )
 from callrouter.core.flow_after import AfterMixin
 from callrouter.core.flow_base import (
+    ENDED,
     FAREWELL_LIMIT_SECONDS,
+    HUNTING,
+    LEG_WHISPER,
+    RESULT_CANCELLED,
     SURVEY_SECONDS,
     WHISPER_ALLOWANCE_SECONDS,
     Effect,
@@ -49,7 +52,7 @@ from callrouter.core.flow_hunt import HuntMixin
 from callrouter.core.flow_ivr import IvrMixin
 from callrouter.core.hunt import Hunter
 from callrouter.core.legs import UNANSWERED, LegPhase
-from callrouter.core.reuse import ANSWER, STOP_GP
+from callrouter.core.reuse import ANSWER, STOP_GP, hangup
 from callrouter.core.states import State
 from callrouter.settings.dialplan import UnknownCallerPolicy
 
@@ -67,6 +70,11 @@ __all__ = [
 ]
 
 _UNANSWERED = tuple(UNANSWERED)
+# States before the specialty is chosen, as a tuple: one identity test instead of four reads.
+_BEFORE_CHOICE = (State.GREETING, State.NHS, State.MENU, State.OFFERED)
+# Read once a call; bound once for the reason given in flow_base (slow Enum reads on 3.11).
+_GREETING, _FAREWELL = State.GREETING, State.FAREWELL
+_REJECT = UnknownCallerPolicy.REJECT
 _IDENTITIES: dict[tuple[int, str], tuple[CallerDirectory, CallerIdentity]] = {}
 
 
@@ -139,7 +147,7 @@ class CallFlow(HuntMixin, AfterMixin):
 
     @property
     def ended(self) -> bool:
-        return self._state is State.ENDED
+        return self._state is ENDED
 
     def _check_leg(self, event: Event) -> None:
         """Events that name a leg must name one of ours (and only reports may not be the GP's)."""
@@ -172,10 +180,10 @@ class CallFlow(HuntMixin, AfterMixin):
         prompts = self.dialplan.prompts
         if not self.env.is_open(self.dialplan, now):
             self.farewell(spoken(prompts.out_of_hours), d.EndReason.OUT_OF_HOURS, now)
-        elif not self.caller.known and self.dialplan.unknown_callers is UnknownCallerPolicy.REJECT:
+        elif not self.caller.known and self.dialplan.unknown_callers is _REJECT:
             self.farewell(spoken(prompts.unknown_caller), d.EndReason.UNKNOWN_CALLER, now)
         else:
-            self.state = State.GREETING
+            self.state = _GREETING
             self.say_gp(prompts.greeting)
 
     # -- IVR states (GREETING, NHS, MENU) are in flow_ivr.IvrMixin; it calls back here -----
@@ -194,7 +202,7 @@ class CallFlow(HuntMixin, AfterMixin):
             self.farewell(spoken(self.dialplan.prompts.nobody), d.EndReason.NOBODY_ACCEPTED, now)
             return
         policy = plan.policy
-        self.state = State.HUNTING
+        self.state = HUNTING
         self._hunter = Hunter(
             plan, env.strategy_for(policy), env.presence, env.stats, env.free_legs()
         )
@@ -212,15 +220,15 @@ class CallFlow(HuntMixin, AfterMixin):
             if leg.deadline is not None and leg.deadline <= now:
                 if leg.phase in _UNANSWERED:
                     self._leg_lost(leg, d.LegResult.NO_ANSWER, 487, now)
-                elif leg.phase is LegPhase.WHISPER:
+                elif leg.phase is LEG_WHISPER:
                     self._leg_lost(leg, d.LegResult.NO_CONFIRM, 0, now)
-        if self._state is State.HUNTING and self._hunter is not None:
+        if self._state is HUNTING and self._hunter is not None:
             deadline = self._hunter.next_deadline()
             if deadline is not None and deadline <= now:
                 self._dial(self._hunter.on_timer(now), now)
                 self._maybe_give_up(now)
         if (
-            self._state is State.HUNTING
+            self._state is HUNTING
             and self._wait_deadline is not None
             and self._wait_deadline <= now
         ):
@@ -244,16 +252,11 @@ class CallFlow(HuntMixin, AfterMixin):
     def _gp_left(self, now: float) -> None:
         self._gp_gone = True
         state = self._state
-        if (
-            state is State.GREETING
-            or state is State.NHS
-            or state is State.MENU
-            or state is State.OFFERED
-        ):
+        if state in _BEFORE_CHOICE:
             self._finish(d.EndReason.GP_HANGUP_IVR, now)
-        elif state is State.HUNTING:
+        elif state is HUNTING:
             self._finish(d.EndReason.GP_HANGUP_HUNT, now)
-        elif state is State.FAREWELL:
+        elif state is _FAREWELL:
             self._finish(self._end_reason, now)
         else:
             self._finish(d.EndReason.COMPLETED, now)
@@ -279,14 +282,14 @@ class CallFlow(HuntMixin, AfterMixin):
     def _finish(self, reason: d.EndReason, now: float) -> None:
         if self.winner is not None:
             self._close_winner(self.winner, now)
-        self._stop_hunt(d.LegResult.CANCELLED, now)
+        self._stop_hunt(RESULT_CANCELLED, now)
         if not self._gp_gone:
             self._gp_gone = True
-            self.emit(Hangup(GP, reason.value))
+            self.emit(hangup(GP, reason.value))  # shared: one command fewer made per call
         self.ivr_deadline = None
         self._call_deadline = None
         self._farewell_deadline = None
-        self.state = State.ENDED
+        self.state = ENDED
         talk = 0.0
         if self.connected_at is not None:
             talk = (self.talk_end_at or now) - self.connected_at

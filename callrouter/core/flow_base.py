@@ -37,6 +37,12 @@ SURVEY_SECONDS = 8.0
 # Enum member (the simulator runs these a few million times a minute).
 LIVE_PHASES = tuple(LIVE)
 ENDED_PHASES = (LegPhase.CLOSING, LegPhase.DONE)
+# Enum members read on every call, bound once: on Python 3.11 reading ``State.HUNTING`` goes
+# through EnumType's __getattr__ hook (~70 ns; a module global costs ~10 ns) and a call makes ~50
+# such reads. Members read rarely are spelled out in full.
+OFFERED, HUNTING, BRIDGED, ENDED = State.OFFERED, State.HUNTING, State.BRIDGED, State.ENDED
+LEG_WHISPER, LEG_ACCEPTED, LEG_CLOSING = LegPhase.WHISPER, LegPhase.ACCEPTED, LegPhase.CLOSING
+RESULT_CANCELLED, RESULT_ACCEPTED = d.LegResult.CANCELLED, d.LegResult.ACCEPTED
 
 
 class IllegalEvent(Exception):
@@ -87,7 +93,7 @@ class FlowBase(IvrMixin):
         self.call_id = call_id
         self.dialplan = dialplan
         self.env = env
-        self.state = State.OFFERED
+        self.state = OFFERED
         self.area = dialplan.area
         self.offered_at = now
         self.answered_at = now
@@ -131,7 +137,7 @@ class FlowBase(IvrMixin):
         """Record a leg's end once; send Hangup when the leg is still up on our side."""
         out = self._out
         if leg.phase in LIVE_PHASES:
-            leg.phase = LegPhase.CLOSING
+            leg.phase = LEG_CLOSING
             out.append(hangup(leg.name, result.value))
         leg.deadline = None
         leg.result = result
@@ -163,7 +169,7 @@ class FlowBase(IvrMixin):
         if self.talk_end_at is None:
             self.talk_end_at = now
             self._call_deadline = None
-            self._close_leg(leg, d.LegResult.ACCEPTED, 200, now)
+            self._close_leg(leg, RESULT_ACCEPTED, 200, now)
 
     # -- provided by the phases (declared here so each phase can call the others) ---------------
 

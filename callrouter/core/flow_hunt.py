@@ -7,7 +7,7 @@ each is closed exactly once through ``FlowBase._close_leg``.
 from __future__ import annotations
 
 from callrouter.core import domain as d
-from callrouter.core.commands import Dial, Hangup, Play, Prompt, StopPlay
+from callrouter.core.commands import Hangup, Play, Prompt, StopPlay
 from callrouter.core.events import (
     GP,
     Digit,
@@ -19,8 +19,14 @@ from callrouter.core.events import (
     PromptDone,
 )
 from callrouter.core.flow_base import (
+    BRIDGED,
     ENDED_PHASES,
+    HUNTING,
+    LEG_ACCEPTED,
+    LEG_CLOSING,
+    LEG_WHISPER,
     LIVE_PHASES,
+    RESULT_CANCELLED,
     WHISPER_ALLOWANCE_SECONDS,
     FlowBase,
     IllegalEvent,
@@ -28,10 +34,10 @@ from callrouter.core.flow_base import (
 )
 from callrouter.core.hunt import Ring
 from callrouter.core.legs import UNANSWERED, Leg, LegPhase, result_for_status
-from callrouter.core.reuse import STOP_GP, bridge, hangup, play_once
-from callrouter.core.states import State
+from callrouter.core.reuse import STOP_GP, bridge, dial, hangup, play_once
 
 _UNANSWERED = tuple(UNANSWERED)
+_DECLINED, _NO_ANSWER = d.LegResult.DECLINED, d.LegResult.NO_ANSWER  # see flow_base
 _LEG_NAMES = tuple(f"L{n}" for n in range(1, 33))  # "L1", "L2"…, made once
 _WHISPERS: dict[tuple[int, str, str], tuple[object, tuple[Prompt, ...]]] = {}
 
@@ -48,7 +54,7 @@ class HuntMixin(FlowBase):
             name = _LEG_NAMES[count] if count < len(_LEG_NAMES) else f"L{count + 1}"
             candidate = ring.candidate
             legs[name] = Leg(name, candidate, ring.tier, now, now + ring.ring_seconds)
-            out.append(Dial(name, candidate.member_id, candidate.uri, display))
+            out.append(dial(name, candidate.member_id, candidate.uri, display))
             out.append(
                 d.LegStarted(
                     self.call_id,
@@ -64,16 +70,16 @@ class HuntMixin(FlowBase):
     def _leg_lost(self, leg: Leg, result: d.LegResult, status: int, now: float) -> None:
         """A leg of the hunt failed: close it, ring whoever is next, or give up."""
         self._close_leg(leg, result, status, now)
-        if self._state is State.HUNTING and self._hunter is not None:
-            declined = result is d.LegResult.DECLINED
-            rang_out = result is d.LegResult.NO_ANSWER
+        if self._state is HUNTING and self._hunter is not None:
+            declined = result is _DECLINED
+            rang_out = result is _NO_ANSWER
             member = leg.candidate.member_id
             self._dial(self._hunter.leg_done(member, declined, now, rang_out=rang_out), now)
             self._maybe_give_up(now)
 
     def _maybe_give_up(self, now: float) -> None:
-        if self._state is State.HUNTING and self._hunter is not None and self._hunter.exhausted():
-            self._stop_hunt(d.LegResult.CANCELLED, now)
+        if self._state is HUNTING and self._hunter is not None and self._hunter.exhausted():
+            self._stop_hunt(RESULT_CANCELLED, now)
             self.emit(STOP_GP)
             self.farewell(spoken(self.dialplan.prompts.nobody), d.EndReason.NOBODY_ACCEPTED, now)
 
@@ -85,12 +91,12 @@ class HuntMixin(FlowBase):
 
     def _on_leg_answered(self, event: LegAnswered, now: float) -> None:
         leg = self.legs[event.leg]
-        if leg.phase is LegPhase.CLOSING:
+        if leg.phase is LEG_CLOSING:
             self.emit(hangup(leg.name, "answered after cancel"))  # 200 crossed our CANCEL
             return
-        if leg.phase not in _UNANSWERED or self._state is not State.HUNTING:
+        if leg.phase not in _UNANSWERED or self._state is not HUNTING:
             raise IllegalEvent(f"LegAnswered for {leg.name} in phase {leg.phase.value}")
-        leg.phase = LegPhase.WHISPER
+        leg.phase = LEG_WHISPER
         leg.answered_at = now
         self._out.append(d.LegPickedUp(self.call_id, now, leg.name, leg.candidate.member_id))
         if self._hunter is not None:
@@ -175,7 +181,7 @@ class HuntMixin(FlowBase):
         if event.leg == GP:
             return  # the GP is on hold: keys do nothing
         leg = self.legs[event.leg]
-        if leg.phase is not LegPhase.WHISPER:
+        if leg.phase is not LEG_WHISPER:
             return  # keys during ringing or the conversation are not ours
         if event.digit == "1":
             self._accept(leg, now)
@@ -197,11 +203,11 @@ class HuntMixin(FlowBase):
     def _accept(self, leg: Leg, now: float) -> None:
         assert self.chosen_at is not None
         assert self.specialty is not None
-        leg.phase = LegPhase.ACCEPTED
+        leg.phase = LEG_ACCEPTED
         leg.deadline = None
         self.winner = leg
-        self._stop_hunt(d.LegResult.CANCELLED, now)
-        self.state = State.BRIDGED
+        self._stop_hunt(RESULT_CANCELLED, now)
+        self.state = BRIDGED
         self.connected_at = now
         out = self._out
         out.append(STOP_GP)

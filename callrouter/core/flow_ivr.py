@@ -67,6 +67,13 @@ class _Stage(Enum):
     MENU = "menu"
 
 
+# Enum members read on every call, bound once: on Python 3.11 reading ``_Stage.NHS`` goes through
+# EnumType's __getattr__ hook (~70 ns; a module global costs ~10 ns).
+_AT_GREETING, _AT_NHS, _AT_MENU = _Stage.GREETING, _Stage.NHS, _Stage.MENU
+_STATE_MENU = State.MENU
+_NHS_OFF = NhsNumberCapture.OFF
+
+
 class IvrMixin:
     """Digit collection with barge-in, timeouts and bounded retries."""
 
@@ -79,7 +86,7 @@ class IvrMixin:
     def __init__(self, dialplan: Dialplan, specialty_names: Mapping[str, str]) -> None:
         self._ivr_plan = dialplan
         self._names = specialty_names
-        self._stage = _Stage.GREETING
+        self._stage = _AT_GREETING
         self._menu = ivr.MenuEntry(dialplan.menu)
 
     # Provided by CallFlow.
@@ -97,10 +104,10 @@ class IvrMixin:
 
     def _set_state(self, stage: _Stage) -> None:
         self._stage = stage
-        if stage is _Stage.NHS:
+        if stage is _AT_NHS:
             self.state = State.NHS
-        elif stage is _Stage.MENU:
-            self.state = State.MENU
+        elif stage is _AT_MENU:
+            self.state = _STATE_MENU
         else:
             self.state = State.GREETING
 
@@ -115,7 +122,7 @@ class IvrMixin:
             self.play_gp(spoken(self._ivr_plan.prompts.nhs_number))
 
     def _enter_menu(self, now: float, *, speak: bool = True) -> None:
-        self._set_state(_Stage.MENU)
+        self._set_state(_AT_MENU)
         self._attempts = 0
         if speak:
             self._speak_menu(self._menu.menu)
@@ -125,7 +132,7 @@ class IvrMixin:
         self.play_gp(*lead, *menu_prompts(menu, self._names))
 
     def _after_greeting(self, now: float, *, speak: bool) -> None:
-        if self._ivr_plan.nhs_number is NhsNumberCapture.OFF:
+        if self._ivr_plan.nhs_number is _NHS_OFF:
             self._enter_menu(now, speak=speak)
         else:
             self._enter_nhs(now, speak=speak)
@@ -147,9 +154,9 @@ class IvrMixin:
         if self.gp_playing:
             self.emit(STOP_GP)  # barge-in: a key stops the prompt
             self.gp_playing = False
-        if self._stage is _Stage.GREETING:
+        if self._stage is _AT_GREETING:
             self._after_greeting(now, speak=False)
-        if self._stage is _Stage.NHS:
+        if self._stage is _AT_NHS:
             self._nhs_result(self._nhs.feed(event.digit), now)
         else:
             self._menu_result(self._menu.feed(event.digit), now)

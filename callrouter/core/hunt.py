@@ -64,6 +64,7 @@ class Hunter:
         "_plan",
         "_presence",
         "_queue",
+        "_queue_tier",
         "_serial",
         "_skipped",
         "_stats",
@@ -91,7 +92,10 @@ class Hunter:
         self._declined: set[str] = set()
         self._answered: set[str] = set()  # legs in flight that picked up: whisper playing
         self._holding = False  # waiting for members skipped as busy to come free
-        self._queue: deque[tuple[int, Candidate]] = deque()
+        # The queue only ever holds one tier of the pass (the next is ordered when it empties),
+        # so it keeps bare candidates and their tier index once: no tuple per queued member.
+        self._queue: deque[Candidate] = deque()
+        self._queue_tier = 0
         self._skipped: list[tuple[int, Candidate]] = []  # busy when their turn came, this pass
         self._pass = 0
         self._pass_dialled = 0
@@ -140,6 +144,9 @@ class Hunter:
             return self._wait_until
         if (
             self._active
+            # At the cap no leg can be added before one ends, and its end refills at once
+            # (leg_done): a timer now would wake the call for nothing.
+            and len(self._active) < self._max_parallel
             and (self._queue or self._next_tier < len(self._plan.tiers))
             and not self._answered
             and self._last_now < self._next_add_at < math.inf
@@ -172,7 +179,8 @@ class Hunter:
         index = self._next_tier
         self._next_tier += 1
         members = self._plan.tiers[index].members
-        self._queue.extend((index, c) for c in self._strategy.order(members, self._stats, now))
+        self._queue_tier = index
+        self._queue.extend(self._strategy.order(members, self._stats, now))
 
     def _may_take(self, index: int) -> bool:
         """Rule 1 for tier-at-once strategies: the next tier waits for this one to end."""
@@ -203,7 +211,8 @@ class Hunter:
                 if self._active or not self._next_pass(now):
                     break  # let this pass's legs finish before ringing anyone again
                 continue
-            index, candidate = self._queue[0]
+            index = self._queue_tier
+            candidate = self._queue[0]
             if index and self._skipped:
                 freed = self._freed_before(index)
                 if freed is not None:

@@ -8,7 +8,7 @@ reasons and prompt sets are few, but a settings reload leaves old prompt sets be
 
 from __future__ import annotations
 
-from callrouter.core.commands import Answer, Bridge, Hangup, Play, Prompt, StopPlay
+from callrouter.core.commands import Answer, Bridge, Dial, Hangup, Play, Prompt, StopPlay
 from callrouter.core.events import GP
 
 ANSWER = Answer()
@@ -18,6 +18,7 @@ _LIMIT = 4096
 _HANGUPS: dict[tuple[str, str], Hangup] = {}
 _BRIDGES: dict[tuple[str, str], Bridge] = {}
 _PLAYS: dict[tuple[str, int], tuple[tuple[Prompt, ...], Play]] = {}
+_DIALS: dict[tuple[str, str, str, str], Dial] = {}
 
 
 def hangup(leg: str, reason: str) -> Hangup:
@@ -35,6 +36,17 @@ def bridge(a: str, b: str) -> Bridge:
         if len(_BRIDGES) > _LIMIT:
             _BRIDGES.clear()
         found = _BRIDGES[a, b] = Bridge(a, b)
+    return found
+
+
+def dial(leg: str, member_id: str, uri: str, display: str) -> Dial:
+    """One per leg rung: the same leg names, members and practices recur from call to call."""
+    key = (leg, member_id, uri, display)
+    found = _DIALS.get(key)
+    if found is None:
+        if len(_DIALS) > _LIMIT:
+            _DIALS.clear()
+        found = _DIALS[key] = Dial(leg, member_id, uri, display)
     return found
 
 

@@ -62,6 +62,7 @@ class SimCall:
         "index",
         "legs",
         "line",
+        "oracle_acceptors",
         "oracle_at",
         "oracle_pick",
         "patience_at",
@@ -87,6 +88,7 @@ class SimCall:
         self.patience_at: float | None = None  # when the GP hangs up if still waiting
         self.talk_end_at = 0.0  # when the bridged talk ends (0: not bridged)
         self.oracle_at = -math.inf
+        self.oracle_acceptors: list[list[str]] | None = None  # made by the oracle, once
         self.oracle_pick: dict[str, float] = {}
 
     def draw(self, member: str) -> tuple[bool, float, bool]:

@@ -76,21 +76,36 @@ class Oracle(Strategy):
 def _choose(call: SimCall, busy: dict[str, int]) -> dict[str, float]:
     assert call.plan is not None
     window = call.plan.policy.ring_seconds  # nobody, oracle included, rings longer than this
+    rung = call.rung
     passed: list[str] = []  # free members of earlier tiers, not yet rung in this call
-    for tier in call.plan.tiers:
-        best: tuple[float, str] | None = None
-        free: list[str] = []
+    for tier, acceptors in zip(call.plan.tiers, _acceptors(call, window), strict=True):
+        for member in acceptors:  # fastest first: the first free one is the best
+            if not busy.get(member) and member not in rung:
+                pick = dict.fromkeys(passed, COMPLIANCE_RING_SECONDS)
+                pick[member] = window
+                return pick
         for candidate in tier.members:
             member = candidate.member_id
-            if busy.get(member) or member in call.rung:
-                continue
-            free.append(member)
-            answers, delay, accepts = call.draw(member)
-            if answers and accepts and delay < window and (best is None or delay < best[0]):
-                best = (delay, member)
-        if best is not None:
-            pick = dict.fromkeys(passed, COMPLIANCE_RING_SECONDS)
-            pick[best[1]] = window
-            return pick
-        passed.extend(free)
+            if not busy.get(member) and member not in rung:
+                passed.append(member)
     return {}
+
+
+def _acceptors(call: SimCall, window: float) -> list[list[str]]:
+    """Per tier, the members who would accept within ``window`` on this call, fastest first
+    (ties in rota order). The draws are fixed per call, so this is made once per call, not on
+    every re-check (the oracle re-checks every few seconds while nobody free would accept)."""
+    found = call.oracle_acceptors
+    if found is None:
+        assert call.plan is not None
+        found = []
+        for tier in call.plan.tiers:
+            ranked = []
+            for position, candidate in enumerate(tier.members):
+                answers, delay, accepts = call.draw(candidate.member_id)
+                if answers and accepts and delay < window:
+                    ranked.append((delay, position, candidate.member_id))
+            ranked.sort()
+            found.append([member for _, _, member in ranked])
+        call.oracle_acceptors = found
+    return found
