@@ -6,6 +6,7 @@ The pool builds the argv from a ``WorkerConfig``; the worker parses it back. No 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -61,19 +62,7 @@ class WorkerConfig:
 
     def with_worker_id(self, worker_id: str) -> WorkerConfig:
         """A copy under another id (the pool renames a worker on each restart)."""
-        return WorkerConfig(
-            worker_id=worker_id,
-            listen_host=self.listen_host,
-            listen_port=self.listen_port,
-            public_host=self.public_host,
-            rtp_port_min=self.rtp_port_min,
-            rtp_port_max=self.rtp_port_max,
-            media_timeout=self.media_timeout,
-            log_level=self.log_level,
-            sip_trace=self.sip_trace,
-            max_calls=self.max_calls,
-            user=self.user,
-        )
+        return dataclasses.replace(self, worker_id=worker_id)
 
 
 def parse_argv(argv: list[str] | None = None) -> WorkerConfig:
