@@ -193,7 +193,7 @@ async def _serve(
     current = [settings]  # replaced by a good SIGHUP reload
 
     def reload() -> None:
-        fresh = _reload(engine, settings.config_path)
+        fresh = reload_settings(engine, settings.config_path)
         if fresh is not None:
             current[0] = fresh
 
@@ -240,7 +240,7 @@ def _log_crash(task: asyncio.Task[None]) -> None:
         log.error("task_crashed", task=task.get_name(), error=repr(task.exception()))
 
 
-def _reload(engine: Engine, config_path: Path) -> Settings | None:
+def reload_settings(engine: Engine, config_path: Path) -> Settings | None:
     """Load the tree again; on any error keep what runs. Returns the new settings if taken."""
     systemd.reloading()
     try:

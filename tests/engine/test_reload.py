@@ -1,0 +1,62 @@
+"""SIGHUP reload: a good tree replaces the dialplans and rotas; a bad one keeps what runs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from callrouter.app import build_env, reload_settings
+from callrouter.core.learning import MemberStats
+from callrouter.engine import Engine, EngineLimits, EnginePresence
+from callrouter.settings.loader import load_settings
+from tests.engine.test_engine import FakeSip, Prompts, Recorder
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def copy_tree(root: Path) -> Path:
+    shutil.copy(REPO / "config.yaml", root / "config.yaml")
+    shutil.copytree(REPO / "dialplans", root / "dialplans")
+    shutil.copytree(REPO / "rotas", root / "rotas")
+    return root / "config.yaml"
+
+
+def engine_on(config: Path) -> Engine:
+    settings = load_settings(config)
+    presence = EnginePresence()
+    return Engine(
+        sip=FakeSip(),
+        dialplans=settings,
+        env=build_env(settings, presence, MemberStats()),
+        presence=presence,
+        prompts=Prompts(),
+        sink=Recorder(),
+        limits=EngineLimits(max_concurrent_calls=5, trunk_allows=lambda _host: True),
+    )
+
+
+class TestReload:
+    """What SIGHUP does to the running engine."""
+
+    def test_good_tree_is_taken(self, tmp_path: Path) -> None:
+        config = copy_tree(tmp_path)
+        engine = engine_on(config)
+        before = engine.env
+        barnet = tmp_path / "dialplans" / "barnet.yaml"
+        barnet.write_text(
+            barnet.read_text().replace('  - "02080000011"', '  - "02080000099"'), encoding="utf-8"
+        )
+        fresh = reload_settings(engine, config)
+        assert fresh is not None
+        assert engine.env is not before
+        assert engine.env.stats is before.stats  # what was learned of consultants is kept
+        assert fresh.dialplan_for("02080000099") is not None
+
+    def test_bad_tree_keeps_the_running_config(self, tmp_path: Path) -> None:
+        config = copy_tree(tmp_path)
+        engine = engine_on(config)
+        before = engine.env
+        barnet = tmp_path / "dialplans" / "barnet.yaml"
+        barnet.write_text(barnet.read_text() + "\nmystery_key: 1\n", encoding="utf-8")
+        assert reload_settings(engine, config) is None
+        assert engine.env is before
