@@ -8,6 +8,7 @@ provides to the others (declared below, defined where they belong).
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -173,17 +174,22 @@ class FlowBase(IvrMixin):
 
     # -- provided by the phases (declared here so each phase can call the others) ---------------
 
+    @abstractmethod
     def _finish(self, reason: d.EndReason, now: float) -> None:
-        raise NotImplementedError
+        """Provided by CallFlow or another phase mixin."""
 
+    @abstractmethod
     def _gp_left(self, now: float) -> None:
-        raise NotImplementedError
+        """Provided by CallFlow or another phase mixin."""
 
+    @abstractmethod
     def _consultant_left(self, leg: Leg, now: float) -> None:
-        raise NotImplementedError
+        """Provided by CallFlow or another phase mixin."""
 
+    @abstractmethod
     def _on_leg_failed(self, event: LegFailed, now: float) -> None:
-        raise NotImplementedError
+        """Provided by CallFlow or another phase mixin."""
 
+    @abstractmethod
     def _on_hung_up(self, event: HungUp, now: float) -> None:
-        raise NotImplementedError
+        """Provided by CallFlow or another phase mixin."""

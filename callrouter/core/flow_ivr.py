@@ -6,6 +6,7 @@ the IVR deadline, and calls back into the flow (``specialty_chosen``, ``farewell
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -74,7 +75,7 @@ _STATE_MENU = State.MENU
 _NHS_OFF = NhsNumberCapture.OFF
 
 
-class IvrMixin:
+class IvrMixin(ABC):
     """Digit collection with barge-in, timeouts and bounded retries."""
 
     state: State
@@ -89,18 +90,22 @@ class IvrMixin:
         self._stage = _AT_GREETING
         self._menu = ivr.MenuEntry(dialplan.menu)
 
-    # Provided by CallFlow.
+    # Provided by CallFlow (abstract here so the IVR half can call them).
+    @abstractmethod
     def emit(self, effect: Effect) -> None:
-        raise NotImplementedError
+        """Provided by CallFlow or another phase mixin."""
 
+    @abstractmethod
     def play_gp(self, *prompts: Prompt, loop: bool = False) -> None:
-        raise NotImplementedError
+        """Provided by CallFlow or another phase mixin."""
 
+    @abstractmethod
     def farewell(self, prompt: Prompt, reason: d.EndReason, now: float) -> None:
-        raise NotImplementedError
+        """Provided by CallFlow or another phase mixin."""
 
+    @abstractmethod
     def specialty_chosen(self, specialty: str, now: float) -> None:
-        raise NotImplementedError
+        """Provided by CallFlow or another phase mixin."""
 
     def _set_state(self, stage: _Stage) -> None:
         self._stage = stage
@@ -214,5 +219,6 @@ class IvrMixin:
             return
         self.farewell(spoken(prompts.too_many_attempts), d.EndReason.NO_INPUT, now)
 
+    @abstractmethod
     def _call_id(self) -> str:
-        raise NotImplementedError
+        """Provided by CallFlow or another phase mixin."""
