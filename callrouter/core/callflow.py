@@ -52,7 +52,7 @@ from callrouter.core.flow_hunt import HuntMixin
 from callrouter.core.flow_ivr import IvrMixin
 from callrouter.core.hunt import Hunter
 from callrouter.core.legs import UNANSWERED, LegPhase
-from callrouter.core.reuse import ANSWER, STOP_GP, hangup
+from callrouter.core.reuse import ANSWER, hangup
 from callrouter.core.states import State
 from callrouter.settings.dialplan import UnknownCallerPolicy
 
@@ -198,7 +198,6 @@ class CallFlow(HuntMixin, AfterMixin):
         env = self.env
         plan = env.plans.plan(self.area, specialty, now)
         if plan.is_empty():  # nobody on the rota now: say so at once rather than hold
-            self.state = State.HUNTING
             self.farewell(spoken(self.dialplan.prompts.nobody), d.EndReason.NOBODY_ACCEPTED, now)
             return
         policy = plan.policy
@@ -232,12 +231,10 @@ class CallFlow(HuntMixin, AfterMixin):
             and self._wait_deadline is not None
             and self._wait_deadline <= now
         ):
-            self._stop_hunt(d.LegResult.CANCELLED, now)
-            self.emit(STOP_GP)
-            self.farewell(spoken(self.dialplan.prompts.nobody), d.EndReason.MAX_WAIT, now)
+            self._give_up(d.EndReason.MAX_WAIT, now)
         if self._call_deadline is not None and self._call_deadline <= now:
             self._call_deadline = None
-            self._end_call(d.EndReason.MAX_CALL_LENGTH, now)
+            self._finish(d.EndReason.MAX_CALL_LENGTH, now)
         if self.ivr_deadline is not None and self.ivr_deadline <= now:
             self.ivr_deadline = None
             if self._state is State.SURVEY:
@@ -274,11 +271,6 @@ class CallFlow(HuntMixin, AfterMixin):
         if event.leg != GP:
             self.legs[event.leg].phase = LegPhase.DONE
 
-    def _end_call(self, reason: d.EndReason, now: float) -> None:
-        if self.winner is not None:
-            self._close_winner(self.winner, now)
-        self._finish(reason, now)
-
     def _finish(self, reason: d.EndReason, now: float) -> None:
         if self.winner is not None:
             self._close_winner(self.winner, now)
@@ -306,10 +298,11 @@ class CallFlow(HuntMixin, AfterMixin):
         )
 
 
-_LATE = {
-    LegRinging: CallFlow._on_leg_event_after_bridge,
-    LegAnswered: CallFlow._on_leg_event_after_bridge,
-    LegFailed: CallFlow._on_leg_event_after_bridge,
+# Losing legs may still report in BRIDGED, SURVEY and FAREWELL.
+_LATE: dict[type, _Any] = {
+    LegRinging: CallFlow._on_ringing_ignored,
+    LegAnswered: CallFlow._on_late_leg_report,
+    LegFailed: CallFlow._on_leg_failed,
 }
 
 _TABLE: dict[State, dict[type, _Any]] = {

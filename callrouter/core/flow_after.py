@@ -10,7 +10,6 @@ from callrouter.core import domain as d
 from callrouter.core.events import (
     GP,
     Digit,
-    Event,
     HungUp,
     LegAnswered,
     LegFailed,
@@ -87,13 +86,5 @@ class AfterMixin(FlowBase):
             return
         leg.phase = LegPhase.DONE
 
-    def _on_leg_event_after_bridge(self, event: Event, now: float) -> None:
-        """Losing legs may still report in BRIDGED, SURVEY and FAREWELL."""
-        if isinstance(event, LegRinging):
-            return
-        if isinstance(event, LegAnswered):
-            self._on_late_leg_report(event, now)
-        elif isinstance(event, LegFailed):
-            self._on_leg_failed(event, now)
-        elif isinstance(event, HungUp):
-            self._on_hung_up(event, now)
+    def _on_ringing_ignored(self, event: LegRinging, now: float) -> None:
+        """A losing leg's 180 after the winner accepted: nothing to do."""

@@ -96,7 +96,6 @@ class FlowBase(IvrMixin):
         self.env = env
         self.state = OFFERED
         self.area = dialplan.area
-        self.offered_at = now
         self.answered_at = now
         self.legs: dict[str, Leg] = {}
         self._out: list[Effect] = []
@@ -141,7 +140,6 @@ class FlowBase(IvrMixin):
             leg.phase = LEG_CLOSING
             out.append(hangup(leg.name, result.value))
         leg.deadline = None
-        leg.result = result
         member = leg.candidate.member_id
         out.append(
             d.LegEnded(

@@ -79,9 +79,13 @@ class HuntMixin(FlowBase):
 
     def _maybe_give_up(self, now: float) -> None:
         if self._state is HUNTING and self._hunter is not None and self._hunter.exhausted():
-            self._stop_hunt(RESULT_CANCELLED, now)
-            self.emit(STOP_GP)
-            self.farewell(spoken(self.dialplan.prompts.nobody), d.EndReason.NOBODY_ACCEPTED, now)
+            self._give_up(d.EndReason.NOBODY_ACCEPTED, now)
+
+    def _give_up(self, reason: d.EndReason, now: float) -> None:
+        """End the hunt: cancel every leg, apologise to the GP, then hang up."""
+        self._stop_hunt(RESULT_CANCELLED, now)
+        self.emit(STOP_GP)
+        self.farewell(spoken(self.dialplan.prompts.nobody), reason, now)
 
     def _on_ringing(self, event: LegRinging, now: float) -> None:
         leg = self.legs[event.leg]
@@ -131,37 +135,24 @@ class HuntMixin(FlowBase):
         return whisper
 
     def _on_leg_failed(self, event: LegFailed, now: float) -> None:
-        leg = self.legs[event.leg]
-        if leg.phase in ENDED_PHASES:
-            leg.phase = LegPhase.DONE  # the report of a leg we already ended
-            return
-        if leg.phase is LegPhase.ACCEPTED:
-            leg.phase = LegPhase.DONE
-            self._consultant_left(leg, now)
-            return
-        result = (
-            d.LegResult.HUNG_UP
-            if leg.phase is LegPhase.WHISPER
-            else result_for_status(event.status)
-        )
-        leg.phase = LegPhase.DONE
-        self._leg_lost(leg, result, event.status, now)
+        self._leg_over(self.legs[event.leg], result_for_status(event.status), event.status, now)
 
     def _on_hung_up(self, event: HungUp, now: float) -> None:
         if event.leg == GP:
             self._gp_left(now)
             return
-        leg = self.legs[event.leg]
-        if leg.phase in ENDED_PHASES:
-            leg.phase = LegPhase.DONE
-            return
-        if leg.phase is LegPhase.ACCEPTED:
-            leg.phase = LegPhase.DONE
+        self._leg_over(self.legs[event.leg], d.LegResult.ERROR, 0, now)
+
+    def _leg_over(self, leg: Leg, if_unanswered: d.LegResult, status: int, now: float) -> None:
+        """The far side ended ``leg``: a report of one we ended, the winner leaving, or a loss."""
+        phase, leg.phase = leg.phase, LegPhase.DONE
+        if phase in ENDED_PHASES:
+            return  # the report of a leg we already ended
+        if phase is LegPhase.ACCEPTED:
             self._consultant_left(leg, now)
             return
-        result = d.LegResult.HUNG_UP if leg.phase is LegPhase.WHISPER else d.LegResult.ERROR
-        leg.phase = LegPhase.DONE
-        self._leg_lost(leg, result, 0, now)
+        result = d.LegResult.HUNG_UP if phase is LegPhase.WHISPER else if_unanswered
+        self._leg_lost(leg, result, status, now)
 
     def _on_media_timeout(self, event: MediaTimeout, now: float) -> None:
         if event.leg == GP:

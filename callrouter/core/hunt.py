@@ -110,10 +110,6 @@ class Hunter:
             f"active={sorted(self._active)} queued={len(self._queue)}>"
         )
 
-    @property
-    def active(self) -> frozenset[str]:
-        return frozenset(self._active)
-
     def start(self, now: float) -> list[Ring]:
         return self._fill(now)
 

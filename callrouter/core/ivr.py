@@ -103,9 +103,6 @@ class MenuEntry:
         assert option.specialty is not None  # the model guarantees one of the two
         return Chosen(option.specialty)
 
-    def reset_buffer(self) -> None:
-        self._buffer = ""
-
 
 def menu_prompts(menu: Menu, specialty_names: Mapping[str, str]) -> tuple[Prompt, ...]:
     """The spoken menu: its own prompt, then "For <label>, press <digits>." per option."""

@@ -38,16 +38,12 @@ _LN2 = math.log(2.0)
 class MemberRecord:
     rung: float = 0.0
     answered: float = 0.0
-    accepted: int = 0
-    delay_mean: float = PRIOR_DELAY_SECONDS
     log_delay_mean: float = math.log(PRIOR_DELAY_SECONDS)
     log_delay_var: float = PRIOR_LOG_DELAY_VAR
     recent_accepted: float = 0.0
     recent_at: float = float("-inf")
     last_offered: float = float("-inf")
     last_missed: float = float("-inf")
-    last_accepted: float = float("-inf")
-    version: int = 0  # bumped by every informative result, so derived figures can be cached
     derived: object = None  # a strategy's figures made from this record; cleared by record()
 
 
@@ -74,21 +70,17 @@ class MemberStats:
         if result in _NEUTRAL:
             return
         rec = self._get(member_id)
-        rec.version += 1
         rec.derived = None
         rec.rung = rec.rung * MISS_DECAY + 1.0
         rec.answered *= MISS_DECAY
         if result in _PICKED_UP:
             rec.answered += 1.0
-            rec.delay_mean += DELAY_WEIGHT * (answer_delay - rec.delay_mean)
             step = math.log(max(answer_delay, 0.5)) - rec.log_delay_mean
             rec.log_delay_mean += DELAY_WEIGHT * step
             rec.log_delay_var = (1 - DELAY_WEIGHT) * (rec.log_delay_var + DELAY_WEIGHT * step**2)
         else:
             rec.last_missed = now
         if result is _ACCEPTED:
-            rec.accepted += 1
-            rec.last_accepted = now
             rec.recent_accepted = _decayed(rec, now) + 1.0
             rec.recent_at = now
 
@@ -96,20 +88,11 @@ class MemberStats:
         """The member's record, None before anything was seen (read it, do not change it)."""
         return self._records.get(member_id)
 
-    def version(self, member_id: str) -> int:
-        """Changes whenever what is known of the member's answering changes."""
-        rec = self._records.get(member_id)
-        return 0 if rec is None else rec.version
-
     def answer_rate(self, member_id: str) -> float:
         rec = self._records.get(member_id)
         if rec is None:
             return PRIOR_ANSWERED / PRIOR_RUNG
         return (rec.answered + PRIOR_ANSWERED) / (rec.rung + PRIOR_RUNG)
-
-    def answer_delay(self, member_id: str) -> float:
-        rec = self._records.get(member_id)
-        return PRIOR_DELAY_SECONDS if rec is None else rec.delay_mean
 
     def log_delay(self, member_id: str) -> tuple[float, float]:
         """Mean and standard deviation of ln(seconds to pick up), learned."""
@@ -118,22 +101,9 @@ class MemberStats:
             return math.log(PRIOR_DELAY_SECONDS), math.sqrt(PRIOR_LOG_DELAY_VAR)
         return rec.log_delay_mean, math.sqrt(max(rec.log_delay_var, 1e-4))
 
-    def recent_accepted(self, member_id: str, now: float) -> float:
-        """Accepted calls, each counting less as it ages (half-life of a few working hours)."""
-        rec = self._records.get(member_id)
-        return 0.0 if rec is None else _decayed(rec, now)
-
     def last_offered(self, member_id: str) -> float:
         rec = self._records.get(member_id)
         return float("-inf") if rec is None else rec.last_offered
-
-    def last_missed(self, member_id: str) -> float:
-        rec = self._records.get(member_id)
-        return float("-inf") if rec is None else rec.last_missed
-
-    def accepted(self, member_id: str) -> int:
-        rec = self._records.get(member_id)
-        return 0 if rec is None else rec.accepted
 
 
 def recent_of(rec: MemberRecord, now: float) -> float:

@@ -31,7 +31,6 @@ class Leg:
     deadline: float | None  # ring timeout, then the confirm timeout once answered
     phase: LegPhase = LegPhase.DIALING
     answered_at: float | None = None
-    result: LegResult | None = None
 
     def ring_seconds(self, now: float) -> float:
         end = self.answered_at if self.answered_at is not None else now

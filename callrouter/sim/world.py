@@ -242,8 +242,7 @@ class World:
                 if effect.leg != GP:  # type: ignore[union-attr]
                     leg = call.legs[effect.leg]  # type: ignore[union-attr]
                     if leg.alive:
-                        leg.alive = False
-                        self.busy.legs[leg.member] -= 1
+                        self._leg_gone(leg)
             elif kind is Play:
                 if effect.leg != GP:  # type: ignore[union-attr]
                     self._on_whisper(call, effect, now)  # type: ignore[arg-type]
