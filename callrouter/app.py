@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -75,6 +76,12 @@ def build_env(settings: Settings, presence: EnginePresence, stats: MemberStats) 
     )
 
 
+def declare_areas(metrics: Metrics, settings: Settings) -> None:
+    """Every area's series at zero, so rates and alerts see the first call."""
+    for area, dialplan in settings.dialplans.items():
+        metrics.declare_area(area, dialplan.specialties, ("local", "ncn"))
+
+
 def _publish_gauges(settings: Settings, metrics: Metrics, env: FlowEnv, now: float) -> None:
     """Members on call per area/specialty/tier and service hours, for the dashboards' alerts."""
     for area, dialplan in settings.dialplans.items():
@@ -101,8 +108,7 @@ async def run(config_path: Path, options: RunOptions) -> int:
     log.info("records_open", path=str(db_path), interrupted_closed=closed)
 
     metrics = Metrics(version=__version__)
-    for area, dialplan in settings.dialplans.items():
-        metrics.declare_area(area, dialplan.specialties, ("local", "ncn"))
+    declare_areas(metrics, settings)
     metrics_server = metrics.serve(cfg.metrics.listen_host, metrics_port)
     log.info("metrics_listening", host=cfg.metrics.listen_host, port=metrics_server.port)
 
@@ -165,7 +171,12 @@ async def run(config_path: Path, options: RunOptions) -> int:
 
         engine.on_worker_event = on_worker_event
         return await _serve(
-            engine=engine, settings=settings, metrics=metrics, options=options, pool=pool
+            engine=engine,
+            settings=settings,
+            metrics=metrics,
+            prompts=prompts,
+            options=options,
+            pool=pool,
         )
     finally:
         if bus_task is not None:
@@ -183,6 +194,7 @@ async def _serve(
     engine: Engine,
     settings: Settings,
     metrics: Metrics,
+    prompts: PreparedPrompts,
     options: RunOptions,
     pool: WorkerPool,
 ) -> int:
@@ -191,13 +203,23 @@ async def _serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     current = [settings]  # replaced by a good SIGHUP reload
+    reloads: set[asyncio.Task[None]] = set()
 
-    def reload() -> None:
-        fresh = reload_settings(engine, settings.config_path)
+    async def prepare(fresh: Settings) -> None:
+        await prompts.prepare(prompts_of(fresh))
+        declare_areas(metrics, fresh)
+
+    async def reload() -> None:
+        fresh = await reload_settings(engine, settings.config_path, prepare)
         if fresh is not None:
             current[0] = fresh
 
-    loop.add_signal_handler(signal.SIGHUP, reload)
+    def on_sighup() -> None:
+        task = asyncio.create_task(reload(), name="reload")
+        reloads.add(task)  # keep a reference until it is done
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
 
     serving = asyncio.create_task(engine.serve(), name="engine")
     health = None
@@ -240,15 +262,22 @@ def _log_crash(task: asyncio.Task[None]) -> None:
         log.error("task_crashed", task=task.get_name(), error=repr(task.exception()))
 
 
-def reload_settings(engine: Engine, config_path: Path) -> Settings | None:
-    """Load the tree again; on any error keep what runs. Returns the new settings if taken."""
+async def reload_settings(
+    engine: Engine, config_path: Path, prepare: Callable[[Settings], Awaitable[None]]
+) -> Settings | None:
+    """Load the tree again; on any error keep what runs. Returns the new settings if taken.
+
+    ``prepare`` makes the new tree's prompts (and metric series) before any call can use them,
+    so no call makes audio on the event loop mid-call.
+    """
     systemd.reloading()
     try:
-        fresh = load_settings(config_path)
+        fresh = await asyncio.to_thread(load_settings, config_path)
     except ConfigError as error:
         log.error("reload_rejected", errors=str(error))
         systemd.ready()
         return None
+    await prepare(fresh)
     engine.reload(fresh, build_env(fresh, engine.presence, engine.env.stats))
     log.info("reloaded", areas=sorted(fresh.dialplans))
     systemd.ready()

@@ -225,14 +225,13 @@ class Engine:
 
     def _incoming(self, event: p.Incoming, group: asyncio.TaskGroup) -> None:
         dialplan = self._dialplans.dialplan_for(event.to_user)
-        worker = self._sip.worker_of(event.leg)
         decision = admit(
             source_allowed=self._limits.trunk_allows(event.source_host),
             number_known=dialplan is not None,
             accepting=self._accepting,
             active_calls=len(self._sessions),
             max_calls=self._limits.max_concurrent_calls,
-            free_slots_beside_caller=self._sip.slots(worker) if worker is not None else 0,
+            free_slots_beside_caller=self._free_beside(event.leg),
         )
         if decision is not Admission.ACCEPT or dialplan is None:
             status, reason = decision.status, decision.reason

@@ -34,12 +34,10 @@ class Fanout:
         store: Store | None = None,
         metrics: SyncSink | None = None,
         bus: Bus | None = None,
-        extra: tuple[SyncSink, ...] = (),
     ) -> None:
         self._store = store
         self._metrics = metrics
         self._bus = bus
-        self._extra = extra
 
     async def handle(self, event: d.DomainEvent) -> None:
         if self._store is not None:
@@ -47,12 +45,11 @@ class Fanout:
                 await self._store.handle(event)
             except Exception:
                 log.exception("store_failed", event_type=type(event).__name__)
-        for sink in (self._metrics, *self._extra):
-            if sink is not None:
-                try:
-                    sink.handle(event)
-                except Exception:
-                    log.exception("sink_failed", event_type=type(event).__name__)
+        if self._metrics is not None:
+            try:
+                self._metrics.handle(event)
+            except Exception:
+                log.exception("metrics_failed", event_type=type(event).__name__)
         if self._bus is not None:
             self._bus.publish_event(event)
         fields = dataclasses.asdict(event)

@@ -16,14 +16,13 @@ from wsgiref.simple_server import WSGIServer
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from callrouter.adapters.outcome import OUTCOMES, call_outcome
+from callrouter.adapters.outcome import call_outcome
 from callrouter.core.domain import (
     CallAnswered,
     CallEnded,
     CallOffered,
     Connected,
     DomainEvent,
-    EndReason,
     LegEnded,
     LegPickedUp,
     LegRang,
@@ -253,7 +252,3 @@ class Metrics:
         )
         return MetricsServer(server, thread)
 
-
-# Everything the metrics can put in the "outcome" and "reason" labels, for dashboards and tests.
-OUTCOME_VALUES: Final = OUTCOMES
-REASON_VALUES: Final = tuple(reason.value for reason in EndReason)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
 from callrouter.app import build_env, reload_settings
 from callrouter.core.learning import MemberStats
 from callrouter.engine import Engine, EngineLimits, EnginePresence
-from callrouter.settings.loader import load_settings
+from callrouter.settings.loader import Settings, load_settings
 from tests.engine.test_engine import FakeSip, Prompts, Recorder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,6 +36,16 @@ def engine_on(config: Path) -> Engine:
     )
 
 
+class Prepared:
+    """Records which trees were prepared (prompts made) before the engine took them."""
+
+    def __init__(self) -> None:
+        self.trees: list[Settings] = []
+
+    async def __call__(self, fresh: Settings) -> None:
+        self.trees.append(fresh)
+
+
 class TestReload:
     """What SIGHUP does to the running engine."""
 
@@ -46,8 +57,10 @@ class TestReload:
         barnet.write_text(
             barnet.read_text().replace('  - "02080000011"', '  - "02080000099"'), encoding="utf-8"
         )
-        fresh = reload_settings(engine, config)
+        prepared = Prepared()
+        fresh = asyncio.run(reload_settings(engine, config, prepared))
         assert fresh is not None
+        assert prepared.trees == [fresh]
         assert engine.env is not before
         assert engine.env.stats is before.stats  # what was learned of consultants is kept
         assert fresh.dialplan_for("02080000099") is not None
@@ -58,5 +71,7 @@ class TestReload:
         before = engine.env
         barnet = tmp_path / "dialplans" / "barnet.yaml"
         barnet.write_text(barnet.read_text() + "\nmystery_key: 1\n", encoding="utf-8")
-        assert reload_settings(engine, config) is None
+        prepared = Prepared()
+        assert asyncio.run(reload_settings(engine, config, prepared)) is None
         assert engine.env is before
+        assert prepared.trees == []
