@@ -3,7 +3,11 @@
 Start-up order: logs → records (close calls a crash left open) → metrics → prompts → SIP
 workers → bus → health → READY=1. SIGTERM/SIGINT: stop taking calls, let calls in progress
 finish for ``drain_seconds``, then hang up the rest and stop. SIGHUP: reload dialplans and rotas;
-a bad reload is logged and the running configuration kept.
+a bad reload is logged, counted, shown in systemd's STATUS= and the running configuration kept.
+
+Shutdown closes every adapter on its own, each under a time limit: an adapter that died (an MQTT
+task that crashed) or hangs is logged and passed over, so the others still close and the process
+exits.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -44,6 +48,7 @@ from callrouter.sip.worker_config import WorkerConfig
 log = structlog.get_logger("callrouter.app")
 
 GAUGE_PERIOD_SECONDS = 30.0
+CLOSE_STEP_SECONDS = 10.0  # the most any one adapter may take to close at shutdown
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +150,7 @@ async def run(config_path: Path, options: RunOptions) -> int:
                 username=cfg.mqtt.username,
                 password=cfg.mqtt.password,
                 keepalive=cfg.mqtt.keepalive_seconds,
+                observer=metrics,
             )
             bus_task = asyncio.create_task(bus.run(), name="mqtt")
             bus_task.add_done_callback(_log_crash)
@@ -179,14 +185,44 @@ async def run(config_path: Path, options: RunOptions) -> int:
             pool=pool,
         )
     finally:
-        if bus_task is not None:
-            bus_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await bus_task
-        await pool.aclose()
-        metrics_server.close()
-        await store.close()
+        await close_all(
+            [
+                ("mqtt", lambda: _cancel(bus_task)),
+                ("sip_workers", pool.aclose),
+                ("metrics", lambda: asyncio.to_thread(metrics_server.close)),
+                ("records", store.close),
+            ]
+        )
         log.info("stopped")
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel and reap a task; an error it already died of is raised here (and logged)."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def close_all(
+    steps: list[tuple[str, Callable[[], Awaitable[None]]]],
+    step_seconds: float = CLOSE_STEP_SECONDS,
+) -> list[str]:
+    """Run every close step in order, each bounded; returns the names of those that failed.
+
+    A failed or stuck step is logged and the next one still runs: the call records must be
+    closed even when the bus died of a hostile message or the workers will not stop.
+    """
+    failed = []
+    for name, step in steps:
+        try:
+            async with asyncio.timeout(step_seconds):
+                await step()
+        except Exception as error:  # one adapter's death must not keep the rest open
+            failed.append(name)
+            log.error("close_failed", adapter=name, error=repr(error)[:300])
+    return failed
 
 
 async def _serve(
@@ -211,6 +247,7 @@ async def _serve(
 
     async def reload() -> None:
         fresh = await reload_settings(engine, settings.config_path, prepare)
+        metrics.config_reloaded(ok=fresh is not None, now=time.time())
         if fresh is not None:
             current[0] = fresh
 
@@ -274,11 +311,28 @@ async def reload_settings(
     try:
         fresh = await asyncio.to_thread(load_settings, config_path)
     except ConfigError as error:
-        log.error("reload_rejected", errors=str(error))
-        systemd.ready()
+        _reload_failed("reload_rejected", str(error))
         return None
-    await prepare(fresh)
+    try:
+        await prepare(fresh)
+    except Exception as error:  # e.g. TTS missing or disk full: keep what runs
+        _reload_failed("reload_prepare_failed", repr(error))
+        return None
     engine.reload(fresh, build_env(fresh, engine.presence, engine.env.stats))
     log.info("reloaded", areas=sorted(fresh.dialplans))
+    systemd.status(f"running; configuration reloaded {_stamp()}")
     systemd.ready()
     return fresh
+
+
+def _reload_failed(event: str, errors: str) -> None:
+    """Log, tell systemd why (STATUS=), and leave the reload state: the old config still runs."""
+    log.error(event, errors=errors)
+    # A ConfigError opens with a count ("2 configuration errors"); the first error follows it.
+    summary = "; ".join(errors.strip().splitlines()[:2]) or event
+    systemd.status(f"reload FAILED {_stamp()}, running configuration kept: {summary[:300]}")
+    systemd.ready()
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -15,7 +15,12 @@ Topics, under a configured prefix (no names or phone numbers ever go in a topic)
   redelivered (MQTT has nothing to send), so it stays until the next message for that member.
 
 Events are queued (bounded, oldest dropped and counted) so that a slow or absent broker never
-blocks or slows a call. Delivery is at least once (QoS 1): an event in flight when the
+blocks or slows a call. Nothing a publisher sends can stop the bus: an availability message that is
+too long, not UTF-8, not one of the accepted shapes, nested (a JSON bomb) or for a topic level we
+would not write is rejected and counted by reason, and any other failure inside a session ends
+only that session (logged, counted as a disconnect), after which the bus reconnects.
+
+Delivery is at least once (QoS 1): an event in flight when the
 connection drops is sent again after the reconnect, so consumers de-duplicate on ``node``+``seq``.
 """
 
@@ -29,8 +34,9 @@ import random
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import aiomqtt
 import structlog
@@ -44,6 +50,12 @@ log = structlog.get_logger("callrouter.mqtt")
 QOS: Final = 1
 DEFAULT_QUEUE_SIZE: Final = 10_000
 STOP_PUBLISH_TIMEOUT: Final = 2.0  # seconds the "offline" message may take on a clean stop
+# The longest valid availability message is ``{"available": false}`` with some spacing; anything
+# far longer is not one, and refusing it before parsing bounds the parser's work and depth.
+MAX_AVAILABILITY_BYTES: Final = 256
+# Marks are kept per member id taken from the topic: a publisher inventing ids must not be able
+# to grow the table without bound. Far above any real rota (the shipped one has 216 members).
+MAX_AVAILABILITY_MARKS: Final = 10_000
 
 # One topic level: no separators, no wildcards, nothing a name or number would need.
 _LEVEL = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -69,21 +81,52 @@ def event_payload(event: d.DomainEvent, node_id: str, seq: int) -> dict[str, Any
     return {"type": event_type_name(event), "node": node_id, "seq": seq, **fields}
 
 
+class RejectedPayload(ValueError):
+    """An availability message we will not act on; ``reason`` is a bounded metric label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+class BusObserver(Protocol):
+    """What the bus reports to operators (the metrics adapter implements it)."""
+
+    def mqtt_connected(self, connected: bool) -> None: ...  # a state, not a flag
+
+    def mqtt_payload_rejected(self, reason: str) -> None: ...
+
+
 def parse_availability(payload: bytes) -> bool | None:
     """``True``/``False`` for a mark, ``None`` for an empty (cleared) retained message.
 
-    Raises ValueError for anything else, so a typo never silently changes a consultant's state.
+    Raises RejectedPayload for anything else, so a typo never silently changes a consultant's
+    state and a hostile payload never reaches a parser that could blow its stack.
     """
-    text = payload.decode("utf-8").strip()
+    if len(payload) > MAX_AVAILABILITY_BYTES:
+        raise RejectedPayload("too_large", f"{len(payload)} bytes")
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError as error:
+        raise RejectedPayload("not_utf8", str(error)) from None
     if not text:
         return None
     lowered = text.lower()
     if lowered in {"available", "unavailable"}:
         return lowered == "available"
-    decoded = json.loads(text)  # json.JSONDecodeError is a ValueError
-    if isinstance(decoded, dict) and isinstance(decoded.get("available"), bool):
+    if not text.startswith("{"):
+        raise RejectedPayload("bad_shape", repr(text[:40]))
+    try:
+        decoded = json.loads(text)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
+        raise RejectedPayload("bad_json", str(error)[:80]) from None
+    if (
+        isinstance(decoded, dict)
+        and set(decoded) == {"available"}
+        and isinstance(decoded["available"], bool)
+    ):
         return bool(decoded["available"])
-    raise ValueError(f"not an availability message: {text[:40]!r}")
+    raise RejectedPayload("bad_shape", repr(text[:40]))
 
 
 def _as_bytes(payload: object) -> bytes:
@@ -117,6 +160,7 @@ class MqttBus:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         timeout: float = 10.0,
+        observer: BusObserver | None = None,
     ) -> None:
         if not _PREFIX.match(topic_prefix):
             raise ValueError(f"topic prefix {topic_prefix!r}: use levels of [A-Za-z0-9_.-]")
@@ -141,6 +185,9 @@ class MqttBus:
         self._availability: dict[str, bool] = {}
         self._seq = 0
         self._connected = False
+        self._observer = observer
+        self.rejected: dict[str, int] = {}  # availability messages refused, by reason
+        self.session_failures = 0  # sessions ended by something other than the broker
         self.dropped = 0  # events dropped because the queue was full (broker away too long)
         self.published = 0  # events the broker acknowledged
         self.connections = 0  # successful connects, the first one included
@@ -226,21 +273,41 @@ class MqttBus:
             ),
         )
 
+    def _set_connected(self, connected: bool) -> None:  # a state, not a flag
+        self._connected = connected
+        self._tell_observer(lambda seen: seen.mqtt_connected(connected))
+
+    def _tell_observer(self, report: Callable[[BusObserver], None]) -> None:
+        # Reporting is never worth the bus: a failing observer is logged and otherwise ignored.
+        if self._observer is None:
+            return
+        try:
+            report(self._observer)
+        except Exception:
+            log.exception("bus_observer_failed")
+
     async def run(self) -> None:
-        """Connect, and reconnect with capped exponential backoff, until cancelled."""
+        """Connect, and reconnect with capped exponential backoff, until cancelled.
+
+        Only cancellation ends it: a broker that goes away, and any bug or resource failure
+        inside a session, end that session and start the backoff.
+        """
         delay = self._backoff_initial
         while True:
             try:
                 async with self._client() as client:
-                    self._connected = True
+                    self._set_connected(True)
                     self.connections += 1
                     delay = self._backoff_initial
                     log.info("bus_connected", host=self._host, port=self._port)
                     await self._session(client)
             except* aiomqtt.MqttError as failure:
                 log.warning("bus_disconnected", error=str(failure.exceptions[0]))
+            except* Exception as failure:  # the bus outlives any one failure
+                self.session_failures += 1
+                log.error("bus_session_failed", error=repr(failure.exceptions[0])[:200])
             finally:
-                self._connected = False
+                self._set_connected(False)
             # Full jitter keeps a fleet of nodes from reconnecting in step after a broker restart.
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, self._backoff_max)
@@ -282,15 +349,30 @@ class MqttBus:
         async for message in client.messages:
             self._on_availability(message.topic.value, _as_bytes(message.payload))
 
+    def _reject(self, reason: str, size: int) -> None:
+        first = reason not in self.rejected
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self._tell_observer(lambda seen: seen.mqtt_payload_rejected(reason))
+        # A flood of bad messages must not flood the log: every power of two is enough to see it.
+        count = self.rejected[reason]
+        if first or count & (count - 1) == 0:
+            log.warning("bus_availability_rejected", reason=reason, size=size, count=count)
+
     def _on_availability(self, topic: str, payload: bytes) -> None:
         member_id = topic.rsplit("/", 1)[-1]
+        if not _LEVEL.match(member_id):
+            self._reject("bad_topic", len(payload))
+            return
         try:
             mark = parse_availability(payload)
-        except ValueError:
-            log.warning("bus_availability_ignored", member_id=member_id, size=len(payload))
+        except RejectedPayload as rejected:
+            self._reject(rejected.reason, len(payload))
             return
         if mark is None:
             self._availability.pop(member_id, None)
-        else:
+        elif member_id in self._availability or len(self._availability) < MAX_AVAILABILITY_MARKS:
             self._availability[member_id] = mark
+        else:
+            self._reject("too_many_members", len(payload))
+            return
         log.info("bus_availability", member_id=member_id, available=mark)

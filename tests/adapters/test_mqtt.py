@@ -17,7 +17,9 @@ import pytest
 
 from callrouter import __version__
 from callrouter.adapters.mqtt import (
+    MAX_AVAILABILITY_MARKS,
     MqttBus,
+    RejectedPayload,
     event_payload,
     event_type_name,
     parse_availability,
@@ -131,9 +133,29 @@ class TestPayloads:
     def test_availability_payloads(self, raw: bytes, expected: bool | None) -> None:
         assert parse_availability(raw) is expected
 
-    @pytest.mark.parametrize("raw", [b"yes", b'{"available": "no"}', b"[1]", b"\xff"])
-    def test_unknown_availability_payloads_rejected(self, raw: bytes) -> None:
-        with pytest.raises(ValueError, match=r".+"):
+    @pytest.mark.parametrize(
+        ("raw", "reason"),
+        [
+            (b"yes", "bad_shape"),
+            (b'{"available": "no"}', "bad_shape"),
+            (b'{"available": true, "x": 1}', "bad_shape"),
+            (b"[1]", "bad_shape"),
+            (b"\xff", "not_utf8"),
+            (b"{" + b"[" * 200, "bad_json"),
+            (b"[" * 100_000, "too_large"),
+            (b'{"available": ' + b"[" * 100 + b"]" * 100 + b"}", "bad_shape"),
+        ],
+    )
+    def test_unknown_availability_payloads_rejected(self, raw: bytes, reason: str) -> None:
+        with pytest.raises(RejectedPayload) as caught:
+            parse_availability(raw)
+        assert caught.value.reason == reason
+
+    def test_nesting_under_the_size_cap_is_a_shape_error(self) -> None:
+        # The size cap keeps nesting far below the parser's recursion limit.
+        raw = b"{\"a\":" * 40 + b"1" + b"}" * 40
+        assert len(raw) <= 256
+        with pytest.raises(RejectedPayload, match="bad_shape"):
             parse_availability(raw)
 
     def test_names_with_topic_syntax_rejected(self) -> None:
@@ -253,6 +275,60 @@ class TestAvailability:
                     assert bus.is_available("dr-a")
 
         asyncio.run(scenario())
+
+
+class RecordingObserver:
+    """Our BusObserver port, recording what operators would see."""
+
+    def __init__(self) -> None:
+        self.states: list[bool] = []
+        self.rejected: list[str] = []
+
+    def mqtt_connected(self, connected: bool) -> None:  # the port's signature
+        self.states.append(connected)
+
+    def mqtt_payload_rejected(self, reason: str) -> None:
+        self.rejected.append(reason)
+
+
+class TestHostilePayloads:
+    """Nothing published on the availability topics can stop the bus or grow it without bound."""
+
+    def test_json_bomb_and_junk_are_counted_and_the_bus_keeps_working(
+        self, broker: MosquittoBroker
+    ) -> None:
+        async def scenario() -> None:
+            seen = RecordingObserver()
+            bus = make_bus(broker.port, observer=seen)
+            base = f"{PREFIX}/availability"
+            async with observer(broker.port) as attacker, running(bus) as task:
+                await wait_until(lambda: bus.connected)
+                await attacker.publish(f"{base}/dr-a", b"[" * 100_000, qos=1)
+                await attacker.publish(f"{base}/dr-a", b'{"available":' + b"[" * 120, qos=1)
+                await attacker.publish(f"{base}/dr-a", b"\xfe\xff", qos=1)
+                await attacker.publish(f"{base}/dr a", b"unavailable", qos=1)
+                # The bus is still listening: a good mark after the junk is applied.
+                await attacker.publish(f"{base}/dr-a", b"unavailable", qos=1)
+                await wait_until(lambda: not bus.is_available("dr-a"))
+                assert not task.done()
+                assert bus.connected
+                assert bus.connections == 1  # never dropped the session
+            assert sorted(seen.rejected) == ["bad_json", "bad_topic", "not_utf8", "too_large"]
+            assert bus.rejected == {"too_large": 1, "bad_json": 1, "not_utf8": 1, "bad_topic": 1}
+            assert seen.states[0] is True
+            assert seen.states[-1] is False  # cancelled: reported disconnected
+
+        asyncio.run(scenario())
+
+    def test_invented_member_ids_are_capped(self) -> None:
+        bus = make_bus(1)
+        for n in range(MAX_AVAILABILITY_MARKS + 5):
+            bus._on_availability(f"{PREFIX}/availability/m{n}", b"unavailable")
+        assert len(bus.availability()) == MAX_AVAILABILITY_MARKS
+        assert bus.rejected == {"too_many_members": 5}
+        # A member already known can still change state at the cap.
+        bus._on_availability(f"{PREFIX}/availability/m0", b"available")
+        assert bus.is_available("m0")
 
 
 class TestReconnect:

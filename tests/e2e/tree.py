@@ -21,6 +21,7 @@ NUMBER = "02080009999"  # the advice line the GPs dial
 UNKNOWN_NUMBER = "02080001234"  # no dialplan answers this one
 GP_NUMBER = "01234567890"  # the From user of every GP scenario (tests/sip and tests/e2e)
 PRACTICE = "Test Surgery"
+MQTT_PREFIX = "e2e"
 LOCAL_TEAM = "test-local-cardiology"
 NCN_TEAM = "test-ncn-cardiology"
 
@@ -52,6 +53,7 @@ class TreeSpec:
     max_concurrent_calls: int = 30
     media_timeout_seconds: float = 600.0  # sipp sends no RTP besides its digits
     extra_ivr: dict[str, float] = field(default_factory=dict)
+    mqtt_port: int | None = None  # a broker on 127.0.0.1 to talk to; None = no bus
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,14 @@ def write_tree(root: Path, spec: TreeSpec, ports: Ports, prompt_cache: Path) -> 
         "logging": {"level": "INFO"},
         "specialties": {SPECIALTY: SPECIALTY_NAME},
     }
+    if spec.mqtt_port is not None:
+        config["mqtt"] = {
+            "host": "127.0.0.1",
+            "port": spec.mqtt_port,
+            "topic_prefix": MQTT_PREFIX,
+            "client_id": "e2e-node",
+            "keepalive_seconds": 5,
+        }
     dialplan = {
         "area": AREA,
         "name": "Test advice line",

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from callrouter.app import build_env, reload_settings
 from callrouter.core.learning import MemberStats
@@ -46,6 +50,33 @@ class Prepared:
         self.trees.append(fresh)
 
 
+@pytest.fixture
+def notify_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
+    """A bound datagram socket standing in for systemd's, named in $NOTIFY_SOCKET."""
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.settimeout(0.5)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        yield sock
+
+
+def datagrams(sock: socket.socket) -> list[str]:
+    out = []
+    while True:
+        try:
+            out.append(sock.recv(65536).decode())
+        except TimeoutError:
+            return out
+
+
+class Failing:
+    """A prepare step that fails as a full disk would."""
+
+    async def __call__(self, fresh: Settings) -> None:
+        raise OSError(28, "No space left on device")
+
+
 class TestReload:
     """What SIGHUP does to the running engine."""
 
@@ -75,3 +106,40 @@ class TestReload:
         assert asyncio.run(reload_settings(engine, config, prepared)) is None
         assert engine.env is before
         assert prepared.trees == []
+
+    def test_bad_tree_tells_systemd_why(
+        self, tmp_path: Path, notify_socket: socket.socket
+    ) -> None:
+        config = copy_tree(tmp_path)
+        engine = engine_on(config)
+        barnet = tmp_path / "dialplans" / "barnet.yaml"
+        barnet.write_text(barnet.read_text() + "\nmystery_key: 1\n", encoding="utf-8")
+        assert asyncio.run(reload_settings(engine, config, Prepared())) is None
+        sent = datagrams(notify_socket)
+        assert sent[0].startswith("RELOADING=1")
+        assert sent[1].startswith("STATUS=reload FAILED")
+        assert "running configuration kept" in sent[1]
+        assert "barnet.yaml" in sent[1]
+        assert "mystery_key" in sent[1]
+        assert "\n" not in sent[1]  # one line, as the protocol needs
+        assert sent[2:] == ["READY=1"]  # out of "reloading", still serving the old tree
+
+    def test_good_tree_reports_running(self, tmp_path: Path, notify_socket: socket.socket) -> None:
+        config = copy_tree(tmp_path)
+        engine = engine_on(config)
+        assert asyncio.run(reload_settings(engine, config, Prepared())) is not None
+        sent = datagrams(notify_socket)
+        assert sent[1].startswith("STATUS=running; configuration reloaded")
+        assert sent[2:] == ["READY=1"]
+
+    def test_failure_preparing_the_tree_keeps_the_running_config(
+        self, tmp_path: Path, notify_socket: socket.socket
+    ) -> None:
+        config = copy_tree(tmp_path)
+        engine = engine_on(config)
+        before = engine.env
+        assert asyncio.run(reload_settings(engine, config, Failing())) is None
+        assert engine.env is before
+        sent = datagrams(notify_socket)
+        assert "No space left on device" in sent[1]
+        assert sent[2:] == ["READY=1"]
