@@ -18,6 +18,7 @@ Leg ids are strings. The engine names outbound legs (``Dial.leg``); a worker nam
 from __future__ import annotations
 
 import json
+import math
 import types
 import typing
 from dataclasses import MISSING, dataclass, fields
@@ -85,10 +86,15 @@ class Hangup:
 
 @dataclass(frozen=True, slots=True)
 class Bridge:
-    """Connect the audio of ``a`` and ``b`` both ways (both legs in the same worker)."""
+    """Connect the audio of ``a`` and ``b`` both ways (both legs in the same worker).
+
+    With ``record`` (a WAV path the worker may create), both parties are recorded from now until
+    either leg closes; ``Recorded`` follows.
+    """
 
     a: str
     b: str
+    record: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +220,17 @@ class Refused:
 
 
 @dataclass(frozen=True, slots=True)
+class Recorded:
+    """The recording of the bridge whose first leg is ``leg`` has ended: the plain WAV at
+    ``path`` holds ``seconds`` of the conversation, or ``error`` says why it could not start."""
+
+    leg: str
+    path: str
+    seconds: float
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Pong:
     """Answer to ``Ping``."""
 
@@ -262,6 +279,7 @@ Event = (
     | LegClosed
     | Slots
     | Refused
+    | Recorded
     | Pong
     | Log
     | CommandError
@@ -345,6 +363,8 @@ def decode_event(line: bytes | str) -> Event:
 def _coerce(name: str, field: str, value: Any, hint: Any) -> Any:
     """Check ``value`` against the field's type; JSON lists become tuples."""
     if _matches(value, hint):
+        if hint is float:
+            return float(value)  # JSON writes 3.0 as 3.0 but a peer may send 3
         return tuple(value) if isinstance(value, list) else value
     raise ProtocolError(f"{name}.{field}: {value!r} is not {_hint_name(hint)}")
 
@@ -362,6 +382,12 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, list) and all(_matches(v, item) for v in value)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+        )
     if hint in (str, bool):
         return isinstance(value, hint)
     raise TypeError(f"unsupported field type {hint!r}")  # a programming error in this module

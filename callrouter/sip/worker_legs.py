@@ -22,6 +22,7 @@ from callrouter.sip.worker_config import WorkerConfig
 from callrouter.sip.worker_endpoint import Stack
 from callrouter.sip.worker_ipc import Inbox, Outbox, PlayerEof
 from callrouter.sip.worker_media import Players
+from callrouter.sip.worker_recorder import Recorders
 from callrouter.sip.worker_native import respond_in_dialog
 from callrouter.sip.worker_sipmsg import (
     body,
@@ -54,6 +55,7 @@ class LegTable:
         self.legs: dict[str, Leg] = {}
         self._inbound_numbers = itertools.count(1)
         self.players = Players(inbox=inbox, on_error=self._play_error)
+        self.recorders = Recorders()
         stack.account.on_incoming = lambda prm: self.guard(self.on_incoming, prm)
         stack.endpoint.on_refused = lambda prm: self.guard(self.on_refused, prm)
 
@@ -106,8 +108,8 @@ class LegTable:
                 self._dial(item)
             case p.Hangup(leg=leg_id, status=status):
                 self._hangup(self._leg(leg_id), status)
-            case p.Bridge(a=a, b=b):
-                self._bridge(self._leg(a), self._leg(b))
+            case p.Bridge(a=a, b=b, record=record):
+                self._bridge(self._leg(a), self._leg(b), record)
             case p.Ping(token=token):
                 self.emit(p.Pong(token=token))
             case p.Shutdown():
@@ -194,13 +196,17 @@ class LegTable:
         leg.ended_by_us = True
         leg.call.hangup(op)
 
-    def _bridge(self, a: Leg, b: Leg) -> None:
+    def _bridge(self, a: Leg, b: Leg, record: str) -> None:
         if a is b:
             raise _CommandFailed(a.leg_id, "cannot bridge a leg to itself")
         for leg, peer in ((a, b), (b, a)):
             if leg.bridged_to not in (None, peer.leg_id):
                 raise _CommandFailed(leg.leg_id, f"already bridged to {leg.bridged_to}")
         a.bridged_to, b.bridged_to = b.leg_id, a.leg_id
+        if record:
+            failed = self.recorders.start(a.leg_id, b.leg_id, record, self.clock())
+            if failed is not None:
+                self.emit(failed)  # the call goes on, unrecorded
         self._connect_bridge(a)  # or, if media is not up yet, when it comes up
 
     def _connect_bridge(self, leg: Leg) -> None:
@@ -208,6 +214,8 @@ class LegTable:
         if peer is not None and leg.audio is not None and peer.audio is not None:
             leg.audio.startTransmit(peer.audio)
             peer.audio.startTransmit(leg.audio)
+            self.recorders.feed(leg.leg_id, leg.audio)
+            self.recorders.feed(peer.leg_id, peer.audio)
 
     def _play_error(self, leg: str, message: str) -> None:
         self.emit(p.CommandError(command="Play", leg=leg, message=message))
@@ -268,6 +276,10 @@ class LegTable:
 
     def _closed(self, leg: Leg, status: int, reason: str) -> None:
         self.players.stop(leg.leg_id, leg.audio, self.clock())
+        audio_of = {leg_id: other.audio for leg_id, other in self.legs.items()}
+        recorded = self.recorders.stop(leg.leg_id, audio_of, self.clock())
+        if recorded is not None:
+            self.emit(recorded)
         peer = self.legs.get(leg.bridged_to or "")
         if peer is not None:
             peer.bridged_to = None
@@ -365,6 +377,7 @@ class LegTable:
     def drop_all(self) -> None:
         """Forget every leg and player (the last step before libDestroy)."""
         self.players.close_all()
+        self.recorders.close_all()
         for leg in self.legs.values():
             leg.audio = None
         self.legs.clear()

@@ -72,13 +72,16 @@ def worker_config(worker_id: str = "w0", **overrides: Any) -> WorkerConfig:
     return WorkerConfig(**values)
 
 
-def run(main: Callable[[], Awaitable[None]], timeout: float = 30.0) -> None:
-    """Run one test's coroutine with a hard bound."""
+T = TypeVar("T")
 
-    async def bounded() -> None:
-        await asyncio.wait_for(main(), timeout)
 
-    asyncio.run(bounded())
+def run(main: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
+    """Run one test's coroutine with a hard bound; returns what it returns."""
+
+    async def bounded() -> T:
+        return await asyncio.wait_for(main(), timeout)
+
+    return asyncio.run(bounded())
 
 
 @dataclass

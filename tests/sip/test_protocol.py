@@ -17,6 +17,9 @@ EXAMPLES: list[p.Message] = [
     p.Dial(leg="L1", uri="sip:c@127.0.0.1:5080", caller_display='Dr "A"', caller_user="0300"),
     p.Hangup(leg="L1", status=480),
     p.Bridge(a="w0-in-1", b="L1"),
+    p.Bridge(a="w0-in-1", b="L1", record="/var/rec/incoming/c1.wav"),
+    p.Recorded(leg="w0-in-1", path="/var/rec/incoming/c1.wav", seconds=263.48),
+    p.Recorded(leg="w0-in-1", path="/x.wav", seconds=0.0, error="Not found"),
     p.Ping(token=7),
     p.Shutdown(),
     p.Ready(worker_id="w0", sip_host="127.0.0.1", sip_port=5070, slots=4),
@@ -62,6 +65,15 @@ class TestRoundTrip:
 
     def test_defaults_may_be_omitted(self) -> None:
         assert p.decode('{"type":"Hangup","leg":"L1"}') == p.Hangup(leg="L1", status=0)
+
+    def test_whole_seconds_decode_as_float(self) -> None:
+        line = '{"type":"Recorded","leg":"L1","path":"/x.wav","seconds":3}'
+        decoded = p.decode(line)
+        assert isinstance(decoded, p.Recorded)
+        assert isinstance(decoded.seconds, float)
+        for bad in ('"3"', "true", "NaN", "Infinity"):
+            with pytest.raises(p.ProtocolError, match="seconds"):
+                p.decode(line.replace(":3}", f":{bad}}}"))
 
     def test_direction_checks(self) -> None:
         assert p.decode_command(p.encode(p.Answer(leg="x"))) == p.Answer(leg="x")

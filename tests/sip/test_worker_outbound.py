@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import array
+import math
+import wave
 from pathlib import Path
 
 import pytest
@@ -132,3 +135,91 @@ class TestBridge:
                 assert not events.unmatched(p.CommandError)
 
         run(main)
+
+
+def wav_facts(path: Path) -> tuple[float, float]:
+    """(seconds, RMS of the 16-bit samples) of a mono WAV."""
+    with wave.open(str(path), "rb") as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 8000)
+        frames = wav.readframes(wav.getnframes())
+        seconds = wav.getnframes() / wav.getframerate()
+    samples = array.array("h", frames)
+    rms = math.sqrt(sum(s * s for s in samples) / len(samples)) if samples else 0.0
+    return seconds, rms
+
+
+class TestRecording:
+    """Bridge with ``record``: both parties into one WAV, from the bridge until a leg closes."""
+
+    def test_bridged_conversation_is_recorded(self, tmp_path: Path) -> None:
+        wav = tmp_path / "rec" / "call.wav"
+        wav.parent.mkdir()
+
+        async def main() -> p.Recorded:
+            config = worker_config()
+            async with WorkerPool([config]) as pool:
+                events = Events(pool)
+                remote = f"127.0.0.1:{config.listen_port}"
+                async with (
+                    sipp("uas_answer_wait_bye.xml", tmp_path) as consultant,
+                    sipp("uac_audio_bye.xml", tmp_path, remote=remote, pause_ms=3000) as gp,
+                ):
+                    incoming = await events.expect(p.Incoming)
+                    pool.send(p.Answer(leg=incoming.leg))
+                    pool.send(
+                        p.Dial(leg="L1", uri=f"sip:consultant@{consultant.uri_host}"),
+                        near=incoming.leg,
+                    )
+                    await events.expect(p.Answered, leg="L1")
+                    await events.expect(p.Answered, leg=incoming.leg)
+                    pool.send(p.Bridge(a=incoming.leg, b="L1", record=str(wav)))
+                    await events.expect(p.HungUp, leg=incoming.leg)
+                    recorded = await events.expect(p.Recorded, leg=incoming.leg)
+                    pool.send(p.Hangup(leg="L1"))
+                    await events.expect(p.LegClosed, leg="L1")
+                    assert await gp.wait() == 0, gp.errors()
+                    assert await consultant.wait() == 0, consultant.errors()
+                assert not events.unmatched(p.CommandError)
+                return recorded
+
+        recorded = run(main)
+        assert recorded.error == ""
+        assert recorded.path == str(wav)
+        assert 2.5 < recorded.seconds < 4.5  # the GP's 3 s pause, give or take the signalling
+        seconds, rms = wav_facts(wav)
+        assert abs(seconds - recorded.seconds) < 0.5
+        assert rms > 100  # the GP's G.711 speech, not silence
+
+    def test_recorder_that_cannot_start_leaves_the_call_up(self, tmp_path: Path) -> None:
+        async def main() -> p.Recorded:
+            config = worker_config()
+            async with WorkerPool([config]) as pool:
+                events = Events(pool)
+                remote = f"127.0.0.1:{config.listen_port}"
+                async with (
+                    sipp("uas_answer_wait_bye.xml", tmp_path) as consultant,
+                    sipp("uac_answer_bye.xml", tmp_path, remote=remote, pause_ms=1500) as gp,
+                ):
+                    incoming = await events.expect(p.Incoming)
+                    pool.send(p.Answer(leg=incoming.leg))
+                    pool.send(
+                        p.Dial(leg="L1", uri=f"sip:consultant@{consultant.uri_host}"),
+                        near=incoming.leg,
+                    )
+                    await events.expect(p.Answered, leg="L1")
+                    await events.expect(p.Answered, leg=incoming.leg)
+                    nowhere = str(tmp_path / "no-such-dir" / "call.wav")
+                    pool.send(p.Bridge(a=incoming.leg, b="L1", record=nowhere))
+                    failed = await events.expect(p.Recorded, leg=incoming.leg)
+                    # still bridged: the GP's own BYE ends it, as on any call
+                    await events.expect(p.HungUp, leg=incoming.leg)
+                    pool.send(p.Hangup(leg="L1"))
+                    await events.expect(p.LegClosed, leg="L1")
+                    assert await gp.wait() == 0, gp.errors()
+                    assert await consultant.wait() == 0, consultant.errors()
+                assert not events.unmatched(p.Recorded)  # one report, not a second at the end
+                return failed
+
+        failed = run(main)
+        assert failed.error != ""
+        assert failed.seconds == 0.0
