@@ -22,8 +22,8 @@ from callrouter.sip.worker_config import WorkerConfig
 from callrouter.sip.worker_endpoint import Stack
 from callrouter.sip.worker_ipc import Inbox, Outbox, PlayerEof
 from callrouter.sip.worker_media import Players
-from callrouter.sip.worker_recorder import Recorders
 from callrouter.sip.worker_native import respond_in_dialog
+from callrouter.sip.worker_recorder import Recorders
 from callrouter.sip.worker_sipmsg import (
     body,
     dtmf_from_info,
