@@ -147,6 +147,26 @@ class CallEnded:
     talk_seconds: float
 
 
+class RecordingState(StrEnum):
+    """What became of a call's recording: bounded, safe as a metric label."""
+
+    STORED = "stored"  # sealed in the archive, as long as the conversation
+    INCOMPLETE = "incomplete"  # sealed, but shorter than the conversation (disk filled mid-call)
+    FAILED = "failed"  # not started or not sealed (the reason is in ``detail``)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingFinished:
+    """Made by the shell, not the flow: the call's recording is settled (or failed)."""
+
+    call_id: str
+    at: float
+    state: RecordingState
+    path: str | None  # the sealed file; None unless STORED or INCOMPLETE
+    seconds: float  # audio in the file
+    detail: str  # why it failed or is short; "" when stored whole
+
+
 DomainEvent = (
     CallOffered
     | CallAnswered
@@ -159,6 +179,7 @@ DomainEvent = (
     | Connected
     | OutcomeRecorded
     | CallEnded
+    | RecordingFinished
 )
 
 

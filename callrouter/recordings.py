@@ -1,0 +1,168 @@
+"""The recordings archive: plain WAVs from the SIP workers in, sealed files out.
+
+Layout under ``recording.directory``::
+
+    incoming/<call_id>.wav            written by a worker while the call is bridged (mode 0600)
+    <yyyy>/<mm>/<call_id>.wav.sealed  AES-GCM (adapters.sealing), what the call record points at
+
+A finished recording is sealed on a thread (never on the event loop) and its plain file removed;
+the result goes to the sinks as ``RecordingFinished``. A plain file that could not be sealed
+(disk full, key unreadable) stays in ``incoming/`` and is sealed by ``sweep()``, which runs at
+start-up (files a crash left) and then periodically: a recording is never dropped, and the
+record says ``failed`` until it is sealed. Nothing here ever fails a call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+import wave
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+import structlog
+
+from callrouter.adapters.sealing import SealingKey, open_file, seal_file
+from callrouter.core import domain as d
+from callrouter.sip import protocol as p
+
+log = structlog.get_logger("callrouter.recordings")
+
+INCOMING: Final = "incoming"
+SEALED_SUFFIX: Final = ".wav.sealed"
+SHORT_BY_SECONDS: Final = 1.0  # audio this much shorter than the bridge = incomplete
+SWEEP_SECONDS: Final = 60.0
+
+Publish = Callable[[d.DomainEvent], Awaitable[None]]
+
+
+def wav_seconds(path: Path) -> float:
+    """Audio length of a WAV; 0.0 for a file too damaged to read."""
+    try:
+        with wave.open(str(path), "rb") as wav:
+            return wav.getnframes() / float(wav.getframerate() or 1)
+    except (OSError, EOFError, wave.Error):
+        return 0.0
+
+
+class RecordingArchive:
+    """Names the files workers write, seals finished ones, finds and opens sealed ones."""
+
+    def __init__(
+        self,
+        directory: Path,
+        key: SealingKey,
+        publish: Publish,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.directory = directory
+        self.incoming = directory / INCOMING
+        self._key = key
+        self._publish = publish
+        self._clock = clock
+        self._sealing: set[asyncio.Task[None]] = set()
+        self.sealed = 0
+        self.failed = 0
+
+    def prepare(self) -> None:
+        """Create the directories (owner only: recordings are clinical records)."""
+        self.incoming.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o700)
+        os.chmod(self.incoming, 0o700)
+
+    def plain_path(self, call_id: str) -> str:
+        """Where the worker writes this call's recording."""
+        return str(self.incoming / f"{call_id}.wav")
+
+    def sealed_path(self, call_id: str, at: float) -> Path:
+        month = datetime.fromtimestamp(at, tz=UTC)
+        return self.directory / f"{month:%Y}" / f"{month:%m}" / f"{call_id}{SEALED_SUFFIX}"
+
+    def find(self, call_id: str) -> Path | None:
+        """The sealed file of ``call_id``, wherever its month put it."""
+        matches = sorted(self.directory.glob(f"*/*/{call_id}{SEALED_SUFFIX}"))
+        return matches[0] if matches else None
+
+    def open(self, call_id: str, out: Path) -> int:
+        """Decrypt ``call_id``'s recording to ``out``; SealError/FileNotFoundError as they come."""
+        found = self.find(call_id)
+        if found is None:
+            raise FileNotFoundError(f"no recording for call {call_id} under {self.directory}")
+        return open_file(self._key, found, out)
+
+    # -- the engine's side ----------------------------------------------------------------------
+
+    def finished(self, recorded: p.Recorded) -> None:
+        """A worker's report: seal in the background (or record why there is nothing)."""
+        call_id = Path(recorded.path).name.removesuffix(".wav")
+        if recorded.error:
+            self.failed += 1
+            log.error("recording_not_started", call_id=call_id, error=recorded.error)
+            event = d.RecordingFinished(
+                call_id, self._clock(), d.RecordingState.FAILED, None, 0.0, recorded.error
+            )
+            self._spawn(self._publish(event))
+            return
+        self._spawn(self._seal(call_id, Path(recorded.path), recorded.seconds))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            await work
+
+        task = asyncio.ensure_future(run())
+        self._sealing.add(task)
+        task.add_done_callback(self._sealing.discard)
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait for recordings being sealed (shutdown), at most ``timeout`` seconds."""
+        if self._sealing:
+            await asyncio.wait(set(self._sealing), timeout=timeout)
+
+    async def _seal(self, call_id: str, plain: Path, bridged_seconds: float | None) -> None:
+        now = self._clock()
+        audio = wav_seconds(plain)
+        target = self.sealed_path(call_id, now)
+        try:
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            await asyncio.to_thread(seal_file, self._key, plain, target)
+        except OSError as error:
+            self.failed += 1
+            log.error("recording_not_sealed", call_id=call_id, error=str(error))
+            event = d.RecordingFinished(
+                call_id, now, d.RecordingState.FAILED, None, audio, f"not sealed yet: {error}"
+            )
+            await self._publish(event)
+            return
+        with contextlib.suppress(FileNotFoundError):
+            plain.unlink()
+        self.sealed += 1
+        short = bridged_seconds is not None and audio < bridged_seconds - SHORT_BY_SECONDS
+        state = d.RecordingState.INCOMPLETE if short else d.RecordingState.STORED
+        detail = f"{audio:.1f}s of {bridged_seconds:.1f}s recorded" if short else ""
+        if short:
+            log.warning("recording_incomplete", call_id=call_id, detail=detail)
+        await self._publish(d.RecordingFinished(call_id, now, state, str(target), audio, detail))
+
+    async def sweep(self, min_age: float = SWEEP_SECONDS) -> int:
+        """Seal plain files left in ``incoming/`` (a crash, or an earlier failure) that are at
+        least ``min_age`` seconds old; returns how many it tried. At start-up no worker writes,
+        so ``min_age=0``; later, a file a live call is writing is always fresher than that."""
+        tried = 0
+        for plain in sorted(self.incoming.glob("*.wav")):
+            if time.time() - plain.stat().st_mtime < min_age:
+                continue
+            tried += 1
+            await self._seal(plain.name.removesuffix(".wav"), plain, None)
+        return tried
+
+    async def sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                await self.sweep()
+            except OSError as error:
+                log.error("recording_sweep_failed", error=str(error))
