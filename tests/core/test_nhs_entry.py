@@ -86,7 +86,7 @@ class TestHashEndsTheNumber:
     def test_ten_digits_then_hash_goes_to_the_menu(self) -> None:
         h = after_nhs_prompt()
         assert h.of(d.NhsNumberCaptured, key(h, NUMBER, gap=0.3)) == []  # not at the 10th digit
-        assert h.flow.state is State.NHS
+        assert h.flow.next_deadline() == pytest.approx(h.now + INTER_DIGIT)  # waits for '#'
         out = key(h, "#", gap=0.3)
         [captured] = h.of(d.NhsNumberCaptured, out)
         assert captured.nhs_number == NUMBER
