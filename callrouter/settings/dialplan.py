@@ -151,6 +151,8 @@ class Menu(Frozen):
 
 class IvrTimings(Frozen):
     first_digit_seconds: Annotated[float, Field(gt=0, le=60)] = 6.0
+    # The wait for a two-digit code's second key, and for the '#' after an NHS number's tenth
+    # digit (a GP who forgets the '#' has the number taken when it runs out).
     inter_digit_seconds: Annotated[float, Field(gt=0, le=30)] = 3.0
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
 
