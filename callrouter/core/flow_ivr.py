@@ -83,6 +83,9 @@ class IvrMixin(ABC):
     ivr_deadline: float | None = None
     gp_playing: bool = False
     _attempts: int = 0
+    # True from the end of NHS-number entry until the GP's first key in the menu: a '#' then is
+    # the end of the number (pressed late, or twice), never a menu choice.
+    _hash_is_late: bool = False
 
     def __init__(self, dialplan: Dialplan, specialty_names: Mapping[str, str]) -> None:
         self._ivr_plan = dialplan
@@ -156,6 +159,10 @@ class IvrMixin(ABC):
     def on_digit_ivr(self, event: Digit, now: float) -> None:
         if event.leg != GP:
             return
+        if self._hash_is_late:
+            self._hash_is_late = False
+            if event.digit == "#":
+                return  # dropped before barge-in: the menu goes on being read
         if self.gp_playing:
             self.emit(STOP_GP)  # barge-in: a key stops the prompt
             self.gp_playing = False
@@ -185,11 +192,23 @@ class IvrMixin(ABC):
             self.ivr_deadline = now + self._ivr_plan.ivr.inter_digit_seconds
         elif isinstance(result, ivr.NhsComplete):
             self.emit(d.NhsNumberCaptured(self._call_id(), now, result.number))
-            self._enter_menu(now)
+            self._leave_nhs(now)
         elif isinstance(result, ivr.NhsSkipped):
-            self._enter_menu(now)
+            self._leave_nhs(now)
         else:
-            self._retry(spoken(self._ivr_plan.prompts.nhs_invalid), now)
+            self._retry(spoken(self._nhs_problem(result)), now)
+
+    def _nhs_problem(self, result: ivr.NhsResult) -> PromptSpec:
+        prompts = self._ivr_plan.prompts
+        if isinstance(result, ivr.NhsTooShort):
+            return prompts.nhs_too_short
+        if isinstance(result, ivr.NhsTooLong):
+            return prompts.nhs_too_long
+        return prompts.nhs_invalid
+
+    def _leave_nhs(self, now: float) -> None:
+        self._enter_menu(now)
+        self._hash_is_late = True
 
     def _menu_result(self, result: ivr.MenuResult, now: float) -> None:
         if isinstance(result, ivr.Pending):
@@ -215,7 +234,7 @@ class IvrMixin(ABC):
                 self._speak_menu(self._menu.menu, why)
             return
         if self._stage is _Stage.NHS and self._ivr_plan.nhs_number is NhsNumberCapture.OPTIONAL:
-            self._enter_menu(now)  # the number is optional: go on without it
+            self._leave_nhs(now)  # the number is optional: go on without it
             return
         self.farewell(spoken(prompts.too_many_attempts), d.EndReason.NO_INPUT, now)
 

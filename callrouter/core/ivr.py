@@ -133,14 +133,40 @@ class NhsSkipped:
 
 @dataclass(frozen=True, slots=True)
 class NhsInvalid:
+    """Ten digits with a wrong check digit, or a '*' that cannot skip."""
+
     entered: str
 
 
-NhsResult = Pending | NhsComplete | NhsSkipped | NhsInvalid
+@dataclass(frozen=True, slots=True)
+class NhsTooShort:
+    """Ended ('#' or a pause) before the tenth digit."""
+
+    entered: str
+
+
+@dataclass(frozen=True, slots=True)
+class NhsTooLong:
+    """More than ten digits before the end."""
+
+    entered: str
+
+
+NhsResult = Pending | NhsComplete | NhsSkipped | NhsInvalid | NhsTooShort | NhsTooLong
+
+# Keys past the tenth are kept up to this many, only to say "too long": entry stays bounded.
+_KEPT = NHS_NUMBER_LENGTH + 1
 
 
 class NhsEntry:
-    """Ten digits, ended by '#' or by the tenth digit; '*' skips when skipping is allowed."""
+    """Ten digits, then '#' (what the prompt asks for); a pause after the tenth digit ends entry
+    too, so the caller resolves on the inter-digit timeout. Never ends at the tenth digit by
+    itself: the '#' that follows belongs to the number, not to the menu.
+
+    '*' with nothing keyed skips when skipping is allowed (the prompt says "to skip, press the
+    star key"); any other '*' is an invalid entry. The number is judged only at its end: too
+    short, too long, a wrong Modulus 11 check digit, or complete.
+    """
 
     __slots__ = ("_buffer", "_may_skip")
 
@@ -160,13 +186,17 @@ class NhsEntry:
             return NhsInvalid(entered)
         if digit == "#":
             return self.resolve()
-        self._buffer += digit
-        if len(self._buffer) == NHS_NUMBER_LENGTH:
-            return self.resolve()
+        if len(self._buffer) < _KEPT:
+            self._buffer += digit
         return PENDING
 
     def resolve(self) -> NhsResult:
+        """Judge the keyed digits: after '#', or after the inter-digit timeout."""
         entered, self._buffer = self._buffer, ""
+        if len(entered) < NHS_NUMBER_LENGTH:
+            return NhsTooShort(entered)
+        if len(entered) > NHS_NUMBER_LENGTH:
+            return NhsTooLong(entered)
         if is_valid(entered):
             return NhsComplete(entered)
         return NhsInvalid(entered)

@@ -41,6 +41,10 @@ def _prompt(text: str) -> PromptSpec:
     return PromptSpec(text=text)
 
 
+NHS_PROMPT_REQUIRED = "Please key the patient's ten digit NHS number, then the hash key."
+NHS_PROMPT_OPTIONAL = NHS_PROMPT_REQUIRED + " To skip, press the star key."
+
+
 class Prompts(Frozen):
     """Every fixed prompt the flow plays. Each may be given as a plain string or {text, file}."""
 
@@ -57,11 +61,12 @@ class Prompts(Frozen):
         "through the hospital switchboard. Goodbye."
     )
     unknown_caller: PromptSpec = _prompt("This line is for registered GP practices only. Goodbye.")
-    nhs_number: PromptSpec = _prompt(
-        "Please key the patient's ten digit NHS number, then the hash key. "
-        "To skip, press the star key."
-    )
+    # Entry ends on '#' after ten digits (or a pause of ivr.inter_digit_seconds after them).
+    # The skip sentence is dropped by default where the number is required (Dialplan below).
+    nhs_number: PromptSpec = _prompt(NHS_PROMPT_OPTIONAL)
     nhs_invalid: PromptSpec = _prompt("That NHS number is not valid.")
+    nhs_too_short: PromptSpec = _prompt("That number is too short.")
+    nhs_too_long: PromptSpec = _prompt("That number is too long.")
     hunting: PromptSpec = _prompt("Connecting you to a consultant. Please hold.")
     hold: PromptSpec = _prompt("Please continue to hold.")
     nobody: PromptSpec = _prompt(
@@ -146,6 +151,8 @@ class Menu(Frozen):
 
 class IvrTimings(Frozen):
     first_digit_seconds: Annotated[float, Field(gt=0, le=60)] = 6.0
+    # The wait for a two-digit code's second key, and for the '#' after an NHS number's tenth
+    # digit (a GP who forgets the '#' has the number taken when it runs out).
     inter_digit_seconds: Annotated[float, Field(gt=0, le=30)] = 3.0
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
 
@@ -252,6 +259,17 @@ class Dialplan(Frozen):
         if len(set(numbers)) != len(numbers):
             raise ValueError("a number is listed twice")
         return numbers
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nhs_prompt_for_mode(cls, data: object) -> object:
+        """Where the number is required, the default NHS prompt does not offer to skip."""
+        if not isinstance(data, dict) or data.get("nhs_number") != NhsNumberCapture.REQUIRED:
+            return data
+        prompts = data.get("prompts")
+        if not isinstance(prompts, dict) or "nhs_number" in prompts:
+            return data
+        return {**data, "prompts": {**prompts, "nhs_number": NHS_PROMPT_REQUIRED}}
 
     @model_validator(mode="before")
     @classmethod
