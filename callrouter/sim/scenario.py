@@ -114,7 +114,7 @@ def gp_keys(dialplan: Dialplan, specialty: str) -> tuple[str, ...]:
         return path
     if dialplan.nhs_number is NhsNumberCapture.OPTIONAL:
         return ("*", *path)
-    return (*_valid_nhs_number(), *path)
+    return (*_valid_nhs_number(), "#", *path)  # the prompt asks for '#' after the number
 
 
 # -- synthetic teams ------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import array
+import asyncio
 import math
 import os
 import subprocess
@@ -23,9 +23,9 @@ NOW = 1_780_000_000.0  # 2026-05-28
 
 
 def write_tone(path: Path, seconds: float) -> None:
-    frames = array.array(
-        "h", (int(8000 * math.sin(2 * math.pi * 440 * n / 8000)) for n in range(int(seconds * 8000)))
-    )
+    count = int(seconds * 8000)
+    tone = (int(8000 * math.sin(2 * math.pi * 440 * n / 8000)) for n in range(count))
+    frames = array.array("h", tone)
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
