@@ -98,12 +98,20 @@ def _publish_gauges(settings: Settings, metrics: Metrics, env: FlowEnv, now: flo
 
 async def run(config_path: Path, options: RunOptions) -> int:
     settings = load_settings(config_path)
+    store = await CallStore.open(options.db or settings.config.database.path)
+    try:
+        return await _run_with_store(settings, options, store)
+    finally:
+        # On every path, a failed start too: the store's thread would keep the process alive.
+        await store.close()
+
+
+async def _run_with_store(settings: Settings, options: RunOptions, store: CallStore) -> int:
     cfg = settings.config
     sip_port = options.sip_port or cfg.sip.listen_port
     metrics_port = cfg.metrics.listen_port if options.metrics_port is None else options.metrics_port
-    db_path = options.db or cfg.database.path
+    db_path = store.path
 
-    store = await CallStore.open(db_path)
     closed = await store.close_interrupted(time.time())
     log.info("records_open", path=str(db_path), interrupted_closed=closed)
 
@@ -185,7 +193,6 @@ async def run(config_path: Path, options: RunOptions) -> int:
                 await bus_task
         await pool.aclose()
         metrics_server.close()
-        await store.close()
         log.info("stopped")
 
 
