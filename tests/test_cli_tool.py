@@ -114,6 +114,23 @@ class TestStartFailure:
         assert (tmp_path / "calls.sqlite3").exists()  # it got as far as opening the records
         assert not (tmp_path / "calls.sqlite3-wal").exists()  # and closed them cleanly
 
+    def test_records_cannot_be_opened(self, tmp_path: Path) -> None:
+        (tmp_path / "a-file").write_text("", encoding="utf-8")
+        done = callrouter(
+            "run",
+            "--config",
+            str(REPO / "config.yaml"),
+            "--metrics-port",
+            "0",
+            "--db",
+            str(tmp_path / "a-file" / "calls.sqlite3"),  # under a file: no directory can be made
+        )
+        assert done.returncode == 1
+        assert "Traceback" not in done.stderr
+        last = done.stderr.splitlines()[-1]
+        assert last.startswith("callrouter run: cannot start: ")
+        assert "a-file" in last  # names the path it could not use
+
 
 class TestVersion:
     """--version prints the installed package's version."""
