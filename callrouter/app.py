@@ -103,12 +103,22 @@ def _publish_gauges(settings: Settings, metrics: Metrics, env: FlowEnv, now: flo
 
 async def run(config_path: Path, options: RunOptions) -> int:
     settings = load_settings(config_path)
+    store = await CallStore.open(options.db or settings.config.database.path)
+    try:
+        return await _run_with_store(settings, options, store)
+    finally:
+        # On every path, a failed start too: the store's thread would keep the process alive.
+        # Last, and bounded like every other adapter, so the records see every call's end.
+        await close_all([("records", store.close)])
+        log.info("stopped")
+
+
+async def _run_with_store(settings: Settings, options: RunOptions, store: CallStore) -> int:
     cfg = settings.config
     sip_port = options.sip_port or cfg.sip.listen_port
     metrics_port = cfg.metrics.listen_port if options.metrics_port is None else options.metrics_port
-    db_path = options.db or cfg.database.path
+    db_path = store.path
 
-    store = await CallStore.open(db_path)
     closed = await store.close_interrupted(time.time())
     log.info("records_open", path=str(db_path), interrupted_closed=closed)
 
@@ -190,10 +200,8 @@ async def run(config_path: Path, options: RunOptions) -> int:
                 ("mqtt", lambda: _cancel(bus_task)),
                 ("sip_workers", pool.aclose),
                 ("metrics", lambda: asyncio.to_thread(metrics_server.close)),
-                ("records", store.close),
             ]
         )
-        log.info("stopped")
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from typing import Any, TextIO
 
+import callrouter
 from callrouter.cli_cdr import add_cdr_commands
 from callrouter.cli_common import (
     EXIT_CONFIG,
@@ -21,6 +23,7 @@ from callrouter.cli_common import (
     Subparsers,
     add_config_argument,
     print_issues,
+    run_handler,
 )
 from callrouter.cli_oncall import add_oncall_command
 from callrouter.cli_run import add_run_command
@@ -84,6 +87,7 @@ def _count(n: int, one: str, many: str | None = None) -> str:
 
 # --- wiring ------------------------------------------------------------------------------------
 
+
 def _add_cdr(subparsers: Subparsers[argparse.ArgumentParser], argv: Sequence[str]) -> None:
     """``cdr`` takes its database and retention from config.yaml when that loads."""
     config = _config_quietly(argv)
@@ -106,10 +110,19 @@ def _config_quietly(argv: Sequence[str]) -> Config | None:
         return None
 
 
+def package_version() -> str:
+    """The installed distribution's version; the source tree's when run uninstalled."""
+    try:
+        return metadata.version("callrouter")
+    except metadata.PackageNotFoundError:
+        return callrouter.__version__
+
+
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callrouter", description="Call routing for clinical advice lines."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_check_command(subparsers)
     add_oncall_command(subparsers)
@@ -127,4 +140,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return EXIT_CONFIG
-    return handler(args)
+    return run_handler(handler, args)

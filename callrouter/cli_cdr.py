@@ -1,4 +1,4 @@
-"""``callrouter cdr export|purge``: call records out of SQLite, and retention.
+"""``callrouter cdr export|purge|backup``: call records out of SQLite, retention, backups.
 
 Wire into the main parser with ``add_cdr_commands(subparsers, default_db=..., ...)``; the parsed
 namespace carries ``func`` (``run_cdr``), so ``args.func(args)`` returns the exit status.
@@ -16,6 +16,8 @@ from typing import Literal, TextIO, cast
 
 from callrouter.adapters.store_export import LONDON
 from callrouter.adapters.store_sqlite import CallStore
+from callrouter.cli_backup import add_backup_command, run_backup
+from callrouter.cli_common import run_handler
 
 SECONDS_PER_DAY = 86_400
 
@@ -46,9 +48,9 @@ def add_cdr_commands(
     default_db: str | Path | None = None,
     default_retention_days: int | None = None,
 ) -> argparse.ArgumentParser:
-    """Add ``cdr export`` and ``cdr purge``; ``--db`` is required unless ``default_db`` is given."""
-    cdr = subparsers.add_parser("cdr", help="call records: export and purge")
-    actions = cdr.add_subparsers(dest="cdr_action", required=True, metavar="{export,purge}")
+    """Add ``cdr export|purge|backup``; ``--db`` is required unless ``default_db`` is given."""
+    cdr = subparsers.add_parser("cdr", help="call records: export, purge and back up")
+    actions = cdr.add_subparsers(dest="cdr_action", required=True, metavar="{export,purge,backup}")
 
     def add_db(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
@@ -75,6 +77,7 @@ def add_cdr_commands(
         required=default_retention_days is None,
         help="retention in days",
     )
+    add_backup_command(actions, add_db)
     cdr.set_defaults(func=run_cdr)
     return cdr
 
@@ -84,6 +87,8 @@ def run_cdr(args: argparse.Namespace, stdout: TextIO | None = None) -> int:
     out = sys.stdout if stdout is None else stdout
     if args.cdr_action == "export":
         return asyncio.run(_export(args, out))
+    if args.cdr_action == "backup":
+        return run_backup(args, out)
     return asyncio.run(_purge(args, out))
 
 
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="callrouter")
     add_cdr_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    return run_handler(args.func, args)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from callrouter.app import RunOptions, run
@@ -13,14 +15,46 @@ from callrouter.logsetup import configure_logging
 from callrouter.sip.pool import WorkerStartError
 
 EXIT_START = 1  # the configuration was good but the engine could not start here
+MAX_PORT = 65_535
+
+
+def port_type(*, zero_means: str) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number 0-65535, where 0 means ``zero_means``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if not 0 <= value <= MAX_PORT:
+            msg = f"not a port number (1-{MAX_PORT}, or 0 for {zero_means}): {text!r}"
+            raise argparse.ArgumentTypeError(msg)
+        return value
+
+    return parse
 
 
 def add_run_command(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     run = subparsers.add_parser("run", help="answer calls: the engine and its SIP worker")
     add_config_argument(run)
-    run.add_argument("--sip-port", type=int, help="override sip.listen_port")
-    run.add_argument("--metrics-port", type=int, help="override metrics.listen_port (0: any)")
-    run.add_argument("--health-port", type=int, help="serve GET /healthz on 127.0.0.1:PORT")
+    run.add_argument(
+        "--sip-port",
+        type=port_type(zero_means="sip.listen_port"),
+        metavar="PORT",
+        help="override sip.listen_port (0: keep it)",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=port_type(zero_means="any free port"),
+        metavar="PORT",
+        help="override metrics.listen_port (0: any free port)",
+    )
+    run.add_argument(
+        "--health-port",
+        type=port_type(zero_means="any free port"),
+        metavar="PORT",
+        help="serve GET /healthz on 127.0.0.1:PORT (0: any free port)",
+    )
     run.add_argument("--db", type=Path, help="override database.path")
     run.add_argument(
         "--drain-seconds",
@@ -45,4 +79,8 @@ def run_engine(args: argparse.Namespace) -> int:
         return asyncio.run(run(args.config, options))
     except (WorkerStartError, OSError) as error:  # a port taken, a directory not writable…
         print(f"callrouter run: cannot start: {error}", file=sys.stderr)
+        return EXIT_START
+    except sqlite3.Error as error:  # the records cannot be opened where configured
+        db = args.db or settings.config.database.path
+        print(f"callrouter run: cannot start: {db}: {error}", file=sys.stderr)
         return EXIT_START

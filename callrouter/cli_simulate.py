@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from callrouter.cli_common import run_handler
 from callrouter.settings.errors import ConfigError
 from callrouter.sim.oracle import ORACLE
 from callrouter.sim.plan import plan_table, plan_teams
+from callrouter.sim.plot import PlotUnavailableError, plot_connection_times, require_matplotlib
 from callrouter.sim.report import goals, table, to_json
 from callrouter.sim.runner import all_strategies, prepare, run_all
 
@@ -105,6 +107,12 @@ def run_simulate(
     if unknown:
         print(f"unknown strategy {unknown[0]!r}; known: {', '.join(known)}", file=err)
         return EXIT_CONFIG
+    if args.plot is not None:  # before the run, not after minutes of it
+        try:
+            require_matplotlib()
+        except PlotUnavailableError as error:
+            print(f"callrouter simulate: {error}", file=err)
+            return EXIT_CONFIG
     try:
         prepared = prepare(args.workload, args.config)
     except ConfigError as exc:
@@ -133,8 +141,6 @@ def run_simulate(
     if bar is not None:
         bar.done()
     if args.plot is not None:
-        from callrouter.sim.plot import plot_connection_times  # noqa: PLC0415 - matplotlib
-
         plot_connection_times(summaries, args.plot, f"{args.workload.name}: connection time")
     if args.json:
         print(to_json(summaries), file=out)
@@ -188,8 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="callrouter simulate")
     configure_parser(parser)
     args = parser.parse_args(argv)
-    result: int = args.func(args)
-    return result
+    return run_handler(args.func, args)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""``--plot PNG``: the connection-time distribution of each strategy, one curve each."""
+"""``--plot PNG``: the connection-time distribution of each strategy, one curve each.
+
+matplotlib is an optional extra (``pip install 'callrouter[plot]'``), imported only here and only
+when a plot is asked for; ``require_matplotlib`` says plainly when it is missing.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,25 @@ from pathlib import Path
 
 from callrouter.sim.report import Summary, quantile
 
+INSTALL_HINT = "pip install 'callrouter[plot]'"
+
+
+class PlotUnavailableError(RuntimeError):
+    """matplotlib cannot be imported here."""
+
+
+def require_matplotlib() -> None:
+    """Import matplotlib now, or raise ``PlotUnavailableError`` with a one-line fix."""
+    try:
+        import matplotlib  # noqa: PLC0415, F401 - the optional extra: import on use, to check
+    except ImportError as error:
+        msg = f"--plot needs matplotlib, which cannot be imported ({error}); {INSTALL_HINT}"
+        raise PlotUnavailableError(msg) from error
+
 
 def plot_connection_times(summaries: Sequence[Summary], path: Path, title: str) -> None:
     """Cumulative share of connected calls by connection time (an ECDF per strategy)."""
+    require_matplotlib()
     import matplotlib  # noqa: PLC0415 - only this option needs matplotlib: import on use
 
     matplotlib.use("Agg")
