@@ -84,6 +84,7 @@ def _count(n: int, one: str, many: str | None = None) -> str:
 
 # --- wiring ------------------------------------------------------------------------------------
 
+
 def _add_cdr(subparsers: Subparsers[argparse.ArgumentParser], argv: Sequence[str]) -> None:
     """``cdr`` takes its database and retention from config.yaml when that loads."""
     config = _config_quietly(argv)
