@@ -14,6 +14,9 @@ from callrouter.adapters.metrics import AVOIDED
 from .promql_names import RULES, exported_names, recorded_names, referenced_names
 
 PROMETHEUS_DIR = RULES.parent
+# Exported by the store-spool block of Metrics, which lands separately (issue 9). Once merged,
+# exported_names() holds it and this set can go.
+SPOOL_BLOCK = {"callrouter_store_write_failures_total"}
 
 
 def promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> subprocess.CompletedProcess[str]:
@@ -28,7 +31,7 @@ class TestPromtool:
     def test_check_rules(self) -> None:
         result = promtool("check", "rules", "rules.yml")
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "SUCCESS: 15 rules found" in result.stdout
+        assert "SUCCESS: 23 rules found" in result.stdout
 
     def test_unit_tests_pass(self) -> None:
         result = promtool("test", "rules", "rules_test.yml")
@@ -57,6 +60,15 @@ class TestUnitTestsBite:
             ("for: 2m", "for: 10m"),
             ("histogram_quantile(0.9,", "histogram_quantile(0.5,"),
             ('{answer="avoided_referral"}', '{answer="referral_needed"}'),
+            ("rate(callrouter_legs_placed_total[1h])", "rate(callrouter_legs_started_total[1h])"),
+            ("deaths_total - callrouter_worker_restarts_total > 0", "deaths_total > 0"),
+            ("restarts_total[15m]) > 0", "restarts_total[15m]) > 1"),
+            ("[15m]) >= 3", "[15m]) >= 4"),
+            ("store_write_failures_total[10m])", "store_write_failures_total[1m])"),
+            ('reason=~"full|no_slot"', 'reason=~"full|no_slot|draining"'),
+            ("slots_free == 0\n        for: 5m", "slots_free == 0\n        for: 2m"),
+            ("mqtt_connected == 0\n        for: 1m", "mqtt_connected == 0\n        for: 3m"),
+            ("reload_successful == 0", "reload_successful == 1"),
         ],
     )  # fmt: skip
     def test_mutant_fails(self, tmp_path: Path, original: str, broken: str) -> None:
@@ -74,7 +86,7 @@ class TestNames:
 
     def test_every_metric_in_rules_is_exported(self) -> None:
         data = yaml.safe_load(RULES.read_text())
-        known = exported_names() | recorded_names()
+        known = exported_names() | recorded_names() | SPOOL_BLOCK
         for group in data["groups"]:
             for rule in group["rules"]:
                 unknown = referenced_names(rule["expr"]) - known
