@@ -11,7 +11,7 @@ import yaml
 
 from callrouter.adapters.metrics import AVOIDED
 
-from .promql_names import RULES, exported_names, recorded_names, referenced_names
+from .promql_names import REPO, RULES, exported_names, recorded_names, referenced_names
 
 PROMETHEUS_DIR = RULES.parent
 # Exported by the store-spool block of Metrics, which lands separately (issue 9). Once merged,
@@ -101,3 +101,62 @@ class TestNames:
             assert level in {"area", "area_specialty"}
             assert metric.startswith("callrouter_")
             assert operation.endswith("1h")
+
+
+ALERTMANAGER = REPO / "monitoring" / "alertmanager" / "alertmanager.yml"
+
+
+def amtool(*args: str, cwd: Path = ALERTMANAGER.parent) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["amtool", *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+class TestAlertmanagerExample:
+    """The shipped receiver example passes amtool and routes our severities as documented."""
+
+    def test_check_config(self) -> None:
+        result = amtool("check-config", "alertmanager.yml")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "SUCCESS" in result.stdout
+        assert "2 receivers" in result.stdout
+
+    @pytest.mark.parametrize(
+        ("labels", "receivers"),
+        [
+            (["severity=critical", "alertname=CallrouterWorkerDown"],
+             "on-call-pager,service-desk-email"),
+            (["severity=warning", "alertname=CallrouterWorkerRestarted"], "service-desk-email"),
+        ],
+    )  # fmt: skip
+    def test_routes(self, labels: list[str], receivers: str) -> None:
+        result = amtool("config", "routes", "test", "--config.file=alertmanager.yml", *labels)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.strip() == receivers
+
+    def test_every_severity_in_rules_is_routed_and_placeholders_are_marked(self) -> None:
+        config = yaml.safe_load(ALERTMANAGER.read_text())
+        severities = {
+            rule["labels"]["severity"]
+            for group in yaml.safe_load(RULES.read_text())["groups"]
+            for rule in group["rules"]
+            if "alert" in rule
+        }
+        assert severities == {"warning", "critical"}
+        routed = {m for r in config["route"]["routes"] for m in r["matchers"]}
+        assert routed == {'severity="critical"'}  # warnings take the default route
+        names = {r["name"] for r in config["receivers"]}
+        assert config["route"]["receiver"] in names
+        assert {r["receiver"] for r in config["route"]["routes"]} <= names
+        text = ALERTMANAGER.read_text()
+        assert text.count("# placeholder") >= 4
+        assert "example.org" in text
+
+    def test_check_can_fail(self, tmp_path: Path) -> None:
+        broken = ALERTMANAGER.read_text().replace(
+            "receiver: on-call-pager", "receiver: nobody-defined"
+        )
+        (tmp_path / "alertmanager.yml").write_text(broken)
+        result = amtool("check-config", "alertmanager.yml", cwd=tmp_path)
+        assert result.returncode != 0
+        assert "nobody-defined" in result.stdout + result.stderr
