@@ -127,7 +127,7 @@ async def run(config_path: Path, options: RunOptions) -> int:
         sip_trace=cfg.logging.sip_message_dumps,
         log_level=4 if cfg.logging.sip_message_dumps else 2,
     )
-    pool = WorkerPool([worker])
+    pool = WorkerPool([worker], observer=metrics)
     bus = None
     bus_task: asyncio.Task[None] | None = None
     try:
@@ -159,6 +159,7 @@ async def run(config_path: Path, options: RunOptions) -> int:
             presence=presence,
             prompts=prompts,
             sink=Fanout(store=store, metrics=metrics, bus=bus),
+            refusals=metrics,
             limits=EngineLimits(
                 max_concurrent_calls=cfg.limits.max_concurrent_calls,
                 trunk_allows=cfg.sip.trunk_allows,
