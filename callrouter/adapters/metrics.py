@@ -5,11 +5,9 @@ end reason, leg result, survey answer, refusal reason and status. Never numbers,
 or call ids. Ratios (FTCR, means, quantiles) are recording rules over these in
 monitoring/prometheus/rules.yml.
 
-A leg is *placed* once it reached a consultant's phone: it got a provisional response (LegRang),
-was answered (LegPickedUp), or failed with a final 4xx/6xx from the far side (busy, rejected,
-unavailable). Legs that failed locally (no free slot, a dead worker, a 5xx or transport error that
-pjsip may have made up itself, our ring timer on a silent 100 Trying) rang nobody and are not
-placed: "rings per connected call" divides placed legs by connections.
+A leg is *placed* once it reached a phone: a provisional response (LegRang), an answer, or a
+far-end 4xx/6xx (busy, rejected, unavailable). Local failures (no free slot, a dead worker, 5xx or
+transport errors pjsip may make up, our ring timer on a silent 100 Trying) rang nobody.
 """
 
 from __future__ import annotations
@@ -302,11 +300,8 @@ class Metrics:
         counter: Callable[[str, str, tuple[str, ...]], Counter],
         gauge: Callable[..., Gauge],
     ) -> None:
-        """Series for worker deaths, refused calls, the bus, config reloads and people on call.
-
-        Label-free counters and every refusal reason exist at zero from the start, so the first
-        increase is a visible step (``increase()`` cannot see a series' first sample).
-        """
+        """Worker deaths, refusals, the bus, reloads, people on call. Counters exist at zero from
+        the start, so ``increase()`` sees the first event (it cannot see a first sample)."""
         self.worker_deaths = counter(
             "worker_deaths", "SIP worker processes that exited unasked.", ()
         )
