@@ -142,7 +142,7 @@ async def _run_with_store(settings: Settings, options: RunOptions, store: CallSt
         sip_trace=cfg.logging.sip_message_dumps,
         log_level=4 if cfg.logging.sip_message_dumps else 2,
     )
-    pool = WorkerPool([worker])
+    pool = WorkerPool([worker], observer=metrics)
     bus = None
     bus_task: asyncio.Task[None] | None = None
     try:
@@ -175,6 +175,7 @@ async def _run_with_store(settings: Settings, options: RunOptions, store: CallSt
             presence=presence,
             prompts=prompts,
             sink=Fanout(store=store, metrics=metrics, bus=bus),
+            refusals=metrics,
             limits=EngineLimits(
                 max_concurrent_calls=cfg.limits.max_concurrent_calls,
                 trunk_allows=cfg.sip.trunk_allows,

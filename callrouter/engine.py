@@ -26,6 +26,7 @@ from callrouter.core import events as e
 from callrouter.core.admission import Admission, admit
 from callrouter.core.callflow import CallFlow, FlowEnv, IllegalEvent
 from callrouter.logsetup import log_pjsip
+from callrouter.refusal_log import WORKER_BUSY, RefusalLimiter, source_network
 from callrouter.settings.dialplan import Dialplan
 from callrouter.sip import protocol as p
 
@@ -52,6 +53,12 @@ class PromptFiles(Protocol):
 
 class EventSink(Protocol):
     async def handle(self, event: d.DomainEvent) -> None: ...
+
+
+class RefusalCounter(Protocol):
+    """Counts every refused call (callrouter.adapters.metrics.Metrics): bounded reasons."""
+
+    def call_refused(self, reason: str, status: int) -> None: ...
 
 
 class DialplanLookup(Protocol):
@@ -112,6 +119,8 @@ class Engine:
         sink: EventSink,
         limits: EngineLimits,
         clock: Callable[[], float] = time.time,
+        refusals: RefusalCounter | None = None,
+        refusal_log: RefusalLimiter | None = None,
     ) -> None:
         self._sip = sip
         self._dialplans = dialplans
@@ -121,6 +130,9 @@ class Engine:
         self._sink = sink
         self._limits = limits
         self._clock = clock
+        self._refusals = refusals
+        self._refusal_log = RefusalLimiter() if refusal_log is None else refusal_log
+        self._summary_timer: asyncio.TimerHandle | None = None
         self._sessions: dict[str, CallSession] = {}
         self._by_worker_leg: dict[str, tuple[CallSession, str]] = {}
         self._lost: set[str] = set()  # legs of a dead worker, until their LegClosed
@@ -154,15 +166,18 @@ class Engine:
         await self._idle.wait()
 
     async def serve(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            while True:
-                try:
-                    event = await self._sip.next_event()
-                except EOFError:
-                    break
-                self._dispatch(event, group)
-            for session in list(self._sessions.values()):
-                session.queue.put_nowait(e.HungUp(e.GP))
+        try:
+            async with asyncio.TaskGroup() as group:
+                while True:
+                    try:
+                        event = await self._sip.next_event()
+                    except EOFError:
+                        break
+                    self._dispatch(event, group)
+                for session in list(self._sessions.values()):
+                    session.queue.put_nowait(e.HungUp(e.GP))
+        finally:
+            self._log_refusal_summary(final=True)
 
     # -- worker events -----------------------------------------------------------------------
 
@@ -197,7 +212,7 @@ class Engine:
             case p.Log(level=level, message=message):
                 log_pjsip(level, message)
             case p.Refused(status=status, source_host=source):
-                log.warning("worker_refused_call", status=status, source=source)
+                self._refused(WORKER_BUSY, status, source, event.from_user, event.to_user)
             case _:
                 pass
 
@@ -237,14 +252,8 @@ class Engine:
             status, reason = decision.status, decision.reason
             retry = self._limits.retry_after_seconds if status == 503 else None
             self._sip.send(p.Reject(event.leg, status, retry, reason))
-            log.info(
-                "call_refused",
-                status=status,
-                reason=reason,
-                source=event.source_host,
-                called=event.to_user,
-                caller=event.from_user,
-            )
+            reason_label = decision.name.lower()
+            self._refused(reason_label, status, event.source_host, event.from_user, event.to_user)
             return
         call_id = uuid.uuid4().hex[:16]
         gp_leg = event.leg
@@ -256,6 +265,49 @@ class Engine:
         self._by_worker_leg[gp_leg] = (session, e.GP)
         self._idle.clear()
         group.create_task(self._run_call(session), name=f"call-{call_id}")
+
+    def _refused(self, reason: str, status: int, source: str, caller: str, called: str) -> None:
+        """Count every refusal; log the first per (reason, source network), then summaries."""
+        if self._refusals is not None:
+            self._refusals.call_refused(reason, status)
+        now = self._clock()
+        self._log_refusal_summary()
+        if self._refusal_log.refused(reason, source, now):
+            log.info(
+                "call_refused",
+                reason=reason,
+                status=status,
+                source=source,
+                called=called,
+                caller=caller,
+                network=source_network(source),  # more from it: in the summaries
+            )
+        elif self._summary_timer is None:
+            due = self._refusal_log.next_summary_at()
+            if due is not None:
+                loop = asyncio.get_running_loop()
+                self._summary_timer = loop.call_later(max(0.0, due - now), self._on_summary_timer)
+
+    def _on_summary_timer(self) -> None:
+        self._summary_timer = None
+        self._log_refusal_summary()
+        due = self._refusal_log.next_summary_at()
+        if due is not None:  # the clock lagged the timer: try again when it is due
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, due - self._clock())
+            self._summary_timer = loop.call_later(delay, self._on_summary_timer)
+
+    def _log_refusal_summary(self, *, final: bool = False) -> None:
+        now = self._clock()
+        if final:
+            if self._summary_timer is not None:
+                self._summary_timer.cancel()
+                self._summary_timer = None
+            due = self._refusal_log.next_summary_at()
+            now = max(now, due) if due is not None else now
+        summary = self._refusal_log.summary_due(now)
+        if summary is not None:
+            log.warning("calls_refused_summary", **summary.as_log())
 
     def _free_beside(self, gp_leg: str) -> int:
         worker = self._sip.worker_of(gp_leg)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what callrouter needs on Debian 12 with Python 3.11: the Debian tools it drives
-# (sipp, mosquitto, promtool, kamailio, espeak-ng, sox, systemd-analyze) and a virtualenv in
+# (sipp, mosquitto, promtool, amtool, kamailio, espeak-ng, sox, systemd-analyze) and a virtualenv in
 # .venv with the package and its test tools. Idempotent: a second run installs nothing new.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ need_apt=()
 command -v sipp >/dev/null || need_apt+=(sip-tester)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v promtool >/dev/null || need_apt+=(prometheus)
+command -v amtool >/dev/null || need_apt+=(prometheus-alertmanager)  # amtool checks the example
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 command -v sox >/dev/null || need_apt+=(sox)
 command -v kamailio >/dev/null || [ -x /usr/sbin/kamailio ] || need_apt+=(kamailio)

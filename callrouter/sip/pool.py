@@ -14,7 +14,8 @@ knows, so they are exact even while a ``Dial`` is in flight.
 If a worker process dies the pool emits ``WorkerDied`` with its legs, then ``Failed`` (not yet
 answered) or ``HungUp`` (answered) and ``LegClosed`` for each, and starts a fresh process on the
 same ports, renamed ``<name>.<n>`` so no leg id is ever reused. Starting waits at most
-``start_timeout``; nothing here waits without a bound.
+``start_timeout``; nothing here waits without a bound. An optional ``WorkerObserver`` (the
+metrics) hears of each death and each successful restart, by worker name.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, Protocol, Self
 
 from callrouter.sip import protocol as p
 from callrouter.sip.worker_config import WorkerConfig
@@ -35,6 +36,14 @@ from callrouter.sip.worker_config import WorkerConfig
 _LINE_LIMIT = 1 << 20  # SIP message dumps in Log events can be long
 _LOST_STATUS = 500  # Failed.status for an unanswered leg lost with its worker
 _RESTART_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0)  # back-off between failed restarts
+
+
+class WorkerObserver(Protocol):
+    """Told of worker deaths and restarts (``name`` is the configured id, e.g. ``w0``)."""
+
+    def worker_died(self, worker: str) -> None: ...
+
+    def worker_restarted(self, worker: str) -> None: ...
 
 
 class WorkerStartError(RuntimeError):
@@ -73,6 +82,7 @@ class WorkerPool:
         restart: bool = True,
         python: str = sys.executable,
         stderr: int | IO[Any] | None = None,
+        observer: WorkerObserver | None = None,
     ) -> None:
         names = [c.worker_id for c in configs]
         if not configs or len(set(names)) != len(names):
@@ -82,6 +92,7 @@ class WorkerPool:
         self._restart = restart
         self._python = python
         self._stderr = stderr
+        self._observer = observer
         self._events: asyncio.Queue[p.Event | None] = asyncio.Queue()
         self._closing = False
         self._restarts: set[asyncio.Task[None]] = set()
@@ -314,6 +325,8 @@ class WorkerPool:
         legs = dict(worker.legs)
         worker.legs.clear()
         worker.ready = None
+        if self._observer is not None:
+            self._observer.worker_died(worker.name)
         self._emit(p.WorkerDied(worker_id=worker.worker_id, legs=tuple(legs), exit_code=code))
         for leg, answered in legs.items():
             if answered:
@@ -328,9 +341,12 @@ class WorkerPool:
             worker.generation += 1
             try:
                 await self._spawn(worker)
-                return
             except WorkerStartError as exc:
                 self._emit(p.Log(level=1, message=f"restart of {worker.name} failed: {exc}"))
+            else:
+                if self._observer is not None:
+                    self._observer.worker_restarted(worker.name)
+                return
 
 
 def _child_env() -> dict[str, str]:

@@ -106,6 +106,7 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     metrics = Metrics("9.9.9")
     metrics.declare_area("north", ["cardiology", "dermatology"], ["local", "ncn"])
     metrics.set_in_service_hours("north", in_hours=True)
+    metrics.set_consultants_on_call({"north": ["a", "n"], "south": ["b", "n"]})
     server: MetricsServer = metrics.serve("127.0.0.1", 0)
     prometheus = Prometheus(tmp_path_factory.mktemp("prometheus"), server.port)
 
@@ -162,14 +163,11 @@ class TestDashboardHeadlinesLive:
             ("First-time connection rate", 0.9),
             ("Mean connection time", 34.0),
             ("Mean call length", 260.0),
-            ("Consultants on call now", None),  # no member gauge set: an empty answer
+            ("Consultants on call now", 3.0),  # a, b and n, who covers both areas
+            ("Calls in progress", 0.0),
         ],
     )
-    def test_stat(self, scraped: Prometheus, title: str, expected: float | None) -> None:
-        (expr,) = [e for t, e in panel_exprs(load_dashboard()) if t == title]
-        result = scraped.query(as_prometheus_sees_it(expr))
-        if expected is None:
-            assert result == []
-            return
-        (sample,) = result
+    def test_stat(self, scraped: Prometheus, title: str, expected: float) -> None:
+        expr = next(e for t, e in panel_exprs(load_dashboard()) if t == title)  # the first query
+        (sample,) = scraped.query(as_prometheus_sees_it(expr))
         assert float(sample["value"][1]) == pytest.approx(expected, rel=DRIFT)
