@@ -88,9 +88,12 @@ def declare_areas(metrics: Metrics, settings: Settings) -> None:
 
 
 def _publish_gauges(settings: Settings, metrics: Metrics, env: FlowEnv, now: float) -> None:
-    """Members on call per area/specialty/tier and service hours, for the dashboards' alerts."""
+    """Members on call per area/specialty/tier, distinct people on call (the NCN serves several
+    areas and specialties but is one set of people), and service hours."""
+    on_call: dict[str, set[str]] = {}
     for area, dialplan in settings.dialplans.items():
         metrics.set_in_service_hours(area, in_hours=env.is_open(dialplan, now))
+        people = on_call.setdefault(area, set())
         for specialty in dialplan.specialties:
             try:
                 plan = env.plans.plan(area, specialty, now)
@@ -99,6 +102,8 @@ def _publish_gauges(settings: Settings, metrics: Metrics, env: FlowEnv, now: flo
                 continue
             for tier in plan.tiers:
                 metrics.set_members_on_call(area, specialty, tier.name, len(tier.members))
+                people.update(member.member_id for member in tier.members)
+    metrics.set_consultants_on_call(on_call)
 
 
 async def run(config_path: Path, options: RunOptions) -> int:
@@ -124,6 +129,7 @@ async def _run_with_store(settings: Settings, options: RunOptions, store: CallSt
 
     metrics = Metrics(version=__version__)
     declare_areas(metrics, settings)
+    metrics.config_loaded(time.time())
     metrics_server = metrics.serve(cfg.metrics.listen_host, metrics_port)
     log.info("metrics_listening", host=cfg.metrics.listen_host, port=metrics_server.port)
 
@@ -152,6 +158,7 @@ async def _run_with_store(settings: Settings, options: RunOptions, store: CallSt
             metrics.set_worker_slots_free(ready.slots)
 
         if cfg.mqtt is not None:
+            metrics.mqtt_connected(False)  # the series exists (and alerts) only with a bus
             bus = MqttBus(
                 host=cfg.mqtt.host,
                 port=cfg.mqtt.port,

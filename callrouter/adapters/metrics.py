@@ -21,6 +21,7 @@ from wsgiref.simple_server import WSGIServer
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from callrouter.adapters.mqtt import REJECT_REASONS
 from callrouter.adapters.outcome import call_outcome
 from callrouter.core.admission import Admission
 from callrouter.core.domain import (
@@ -36,6 +37,8 @@ from callrouter.core.domain import (
     LegStarted,
     NhsNumberCaptured,
     OutcomeRecorded,
+    RecordingFinished,
+    RecordingState,
     SpecialtyChosen,
 )
 from callrouter.refusal_log import WORKER_BUSY
@@ -251,6 +254,8 @@ class Metrics:
                 ).inc()
             case CallEnded():
                 self._call_ended(event)
+            case RecordingFinished():
+                self.recordings.labels(state=event.state.value).inc()
             case CallAnswered() | NhsNumberCaptured():
                 pass  # recorded by the call records; nothing here worth a series
             case _:  # a new event type must be placed here explicitly
@@ -324,6 +329,13 @@ class Metrics:
         self.config_reloads = counter(
             "config_reloads", "SIGHUP reloads of dialplans and rotas, by outcome.", ("outcome",)
         )
+        for reason in REJECT_REASONS:
+            self.mqtt_rejected.labels(reason=reason)
+        self.recordings = counter(
+            "recordings", "Call recordings settled, by state (stored/incomplete/failed).", ("state",)
+        )
+        for state in RecordingState:
+            self.recordings.labels(state=state.value)
         for outcome in (RELOAD_OK, RELOAD_FAILED):
             self.config_reloads.labels(outcome=outcome)
         self.config_reload_ok = gauge(

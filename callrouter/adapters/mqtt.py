@@ -56,6 +56,15 @@ MAX_AVAILABILITY_BYTES: Final = 256
 # Marks are kept per member id taken from the topic: a publisher inventing ids must not be able
 # to grow the table without bound. Far above any real rota (the shipped one has 216 members).
 MAX_AVAILABILITY_MARKS: Final = 10_000
+# Why an availability message was refused: the metric's label values, a closed set.
+REJECT_REASONS: Final = (
+    "too_large",
+    "not_utf8",
+    "bad_shape",
+    "bad_json",
+    "bad_topic",
+    "too_many_members",
+)
 
 # One topic level: no separators, no wildcards, nothing a name or number would need.
 _LEVEL = re.compile(r"^[A-Za-z0-9_.-]+$")
