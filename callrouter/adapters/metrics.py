@@ -332,7 +332,7 @@ class Metrics:
         for reason in REJECT_REASONS:
             self.mqtt_rejected.labels(reason=reason)
         self.recordings = counter(
-            "recordings", "Call recordings settled, by state (stored/incomplete/failed).", ("state",)
+            "recordings", "Call recordings settled, by state.", ("state",)
         )
         for state in RecordingState:
             self.recordings.labels(state=state.value)
