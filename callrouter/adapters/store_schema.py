@@ -58,6 +58,14 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (call_id, leg)
     ) STRICT;
     """,
+    # v2: how far replay of the spool (records that waited out a full disk) has got, written in
+    # the same transaction as each spooled record so a replay never writes one twice.
+    """
+    CREATE TABLE spool_marks (
+        epoch TEXT PRIMARY KEY,
+        seq   INTEGER NOT NULL
+    ) STRICT;
+    """,
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
