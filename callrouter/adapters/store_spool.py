@@ -198,7 +198,8 @@ class SpoolFile:
                 _zero(fd, end, garbage_end)
                 os.fdatasync(fd)
             try:
-                os.posix_fallocate(fd, 0, reserve_bytes)
+                if reserve_bytes > len(data):
+                    os.posix_fallocate(fd, 0, reserve_bytes)
             except OSError as exc:
                 log.error(
                     "spool_reserve_failed", path=str(path), bytes=reserve_bytes, error=str(exc)

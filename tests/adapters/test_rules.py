@@ -28,7 +28,7 @@ class TestPromtool:
     def test_check_rules(self) -> None:
         result = promtool("check", "rules", "rules.yml")
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "SUCCESS: 15 rules found" in result.stdout
+        assert "SUCCESS: 17 rules found" in result.stdout
 
     def test_unit_tests_pass(self) -> None:
         result = promtool("test", "rules", "rules_test.yml")
@@ -57,6 +57,8 @@ class TestUnitTestsBite:
             ("for: 2m", "for: 10m"),
             ("histogram_quantile(0.9,", "histogram_quantile(0.5,"),
             ('{answer="avoided_referral"}', '{answer="referral_needed"}'),
+            ("callrouter_store_spooled_events > 0", "callrouter_store_spooled_events > 10"),
+            ("spool_dropped_total[10m]) > 0", "spool_dropped_total[10m]) > 1"),
         ],
     )  # fmt: skip
     def test_mutant_fails(self, tmp_path: Path, original: str, broken: str) -> None:
