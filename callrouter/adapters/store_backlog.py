@@ -121,6 +121,16 @@ class Backlog:
             log.warning("spool_writable_again", path=str(self.spool.path))
         self._only_in_memory = 0
 
+    def drop_written(self, marks: dict[str, int]) -> int:
+        """Let go of records the database's spool marks say are written; return how many."""
+        count = 0
+        while self._queue and self._queue[0].entry.seq <= marks.get(self._queue[0].entry.epoch, -1):
+            count += 1
+            self._queue.popleft()
+        self._only_in_memory = min(self._only_in_memory, len(self._queue))
+        self.observer.set_store_spooled(len(self._queue))
+        return count
+
     def front(self, limit: int) -> list[SpoolEntry]:
         return [w.entry for w in itertools.islice(self._queue, limit)]
 

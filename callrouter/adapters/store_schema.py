@@ -7,6 +7,7 @@ leaves the file at the old version and the next start simply runs it again.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Final
 
 import aiosqlite
@@ -95,3 +96,19 @@ async def migrate(db: aiosqlite.Connection) -> int:
             f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version + 1};\nCOMMIT;"
         )
     return found
+
+
+async def connect(file: Path, busy_timeout_ms: int) -> aiosqlite.Connection:
+    """Open ``file`` with the store's pragmas and migrate it; closed again if any step fails."""
+    # Autocommit mode: the store issues BEGIN/COMMIT itself, one transaction per event.
+    db = await aiosqlite.connect(file, isolation_level=None)
+    try:
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("PRAGMA synchronous = FULL")  # an audit trail: survive power loss
+        await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        await db.execute("PRAGMA foreign_keys = ON")
+        await migrate(db)
+    except BaseException:
+        await db.close()
+        raise
+    return db

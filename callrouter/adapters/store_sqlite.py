@@ -29,7 +29,7 @@ import structlog
 from callrouter.adapters import store_export
 from callrouter.adapters.store_backlog import Backlog, NoObserver, StoreObserver, call_id_of
 from callrouter.adapters.store_errors import failure_kind, worth_waiting_out
-from callrouter.adapters.store_schema import migrate
+from callrouter.adapters.store_schema import connect
 from callrouter.adapters.store_spool import (
     SpoolEntry,
     SpoolFile,
@@ -68,12 +68,14 @@ class CallStore:
 
     def __init__(
         self,
-        db: aiosqlite.Connection,
+        db: aiosqlite.Connection | None,
         path: Path,
         backlog: Backlog | None = None,
         spool: SpoolOptions | None = None,
+        busy_timeout_ms: int = 5000,
     ) -> None:
-        self._db = db
+        self._db = db  # None: not open yet (a full disk at start-up); the flusher retries
+        self._busy_timeout_ms = busy_timeout_ms
         self._lock = asyncio.Lock()
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._backlog = backlog
@@ -83,6 +85,7 @@ class CallStore:
         self._wake = asyncio.Event()
         self._closing = False
         self._marks_written = False
+        self._marks_read = False
         self.path = path
 
     @classmethod
@@ -97,20 +100,23 @@ class CallStore:
         """Open (creating it and its directory if needed) and migrate the database at ``path``.
 
         With ``spool``, records the database cannot take wait in the spool file instead of
-        failing, and what a previous process left there is written first. Raises
-        ``SpoolInUseError`` if another process holds that spool.
+        failing, what a previous process left there is written first, and a database that
+        cannot even be opened (a full disk stops SQLite making its WAL files) is retried in the
+        background while records wait. Raises ``SpoolInUseError`` if another process holds
+        that spool.
         """
         file = Path(path)
         ensure_directory(file.parent)
-        # Autocommit mode: we issue BEGIN/COMMIT ourselves, one transaction per event.
-        db = await aiosqlite.connect(file, isolation_level=None)
+        db: aiosqlite.Connection | None = None
+        try:
+            db = await connect(file, busy_timeout_ms)
+        except sqlite3.Error as exc:
+            if spool is None or not worth_waiting_out(exc):
+                raise
+            (observer or NoObserver()).store_write_failed(failure_kind(exc))
+            log.error("records_database_unavailable", path=str(file), error=str(exc))
         spool_file: SpoolFile | None = None
         try:
-            await db.execute("PRAGMA journal_mode = WAL")
-            await db.execute("PRAGMA synchronous = FULL")  # an audit trail: survive power loss
-            await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            await db.execute("PRAGMA foreign_keys = ON")
-            await migrate(db)
             entries: list[SpoolEntry] = []
             backlog = None
             if spool is not None:
@@ -119,7 +125,7 @@ class CallStore:
                 )
                 spool_file = opened
                 backlog = Backlog(opened, spool.max_events, observer or NoObserver())
-            store = cls(db, file, backlog, spool)
+            store = cls(db, file, backlog, spool, busy_timeout_ms)
             if observer is not None:
                 store.observe(observer)
             if backlog is not None:
@@ -127,7 +133,8 @@ class CallStore:
         except BaseException:
             if spool_file is not None:
                 spool_file.close()
-            await db.close()
+            if db is not None:
+                await db.close()
             raise
         return store
 
@@ -161,7 +168,8 @@ class CallStore:
                         break
                 self._backlog.close()
         finally:
-            await self._db.close()
+            if self._db is not None:
+                await self._db.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -208,7 +216,14 @@ class CallStore:
     ) -> int:
         """Write calls offered in [since, until) to ``out`` as CSV or JSON; return the row count."""
         async with self._lock:
-            return await store_export.export(self._db, since, until, fmt, out)
+            return await store_export.export(self._conn, since, until, fmt, out)
+
+    @property
+    def _conn(self) -> aiosqlite.Connection:
+        if self._db is None:
+            msg = f"records database {self.path} could not be opened yet"
+            raise sqlite3.OperationalError(msg)
+        return self._db
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -229,7 +244,7 @@ class CallStore:
         """Write ``record`` (returning row counts), or queue it in the backlog (returning None)."""
         async with self._lock:
             backlog = self._backlog
-            if not backlog:
+            if backlog is None or (self._db is not None and not backlog):
                 try:
                     return await self._run(statements_for(record))
                 except sqlite3.Error as exc:
@@ -251,12 +266,12 @@ class CallStore:
     async def _run(self, statements: Sequence[Statement]) -> list[int]:
         counts: list[int] = []
         try:
-            await self._db.execute("BEGIN IMMEDIATE")
+            await self._conn.execute("BEGIN IMMEDIATE")
             for sql, params in statements:
-                cursor = await self._db.execute(sql, params)
+                cursor = await self._conn.execute(sql, params)
                 counts.append(cursor.rowcount)
                 await cursor.close()
-            await self._db.execute("COMMIT")
+            await self._conn.execute("COMMIT")
         except BaseException:
             await self._rollback()
             raise
@@ -265,10 +280,10 @@ class CallStore:
     async def _rollback(self) -> None:
         """Roll back if a transaction is still open: on SQLITE_FULL or an I/O error SQLite has
         already rolled back itself, and a second ROLLBACK would only hide the real error."""
-        if not self._db.in_transaction:
+        if self._db is None or not self._db.in_transaction:
             return
         try:
-            await self._db.execute("ROLLBACK")
+            await self._conn.execute("ROLLBACK")
         except sqlite3.Error as exc:
             log.warning("rollback_failed", error=str(exc))
 
@@ -280,25 +295,36 @@ class CallStore:
     # -- the backlog ---------------------------------------------------------------------------
 
     async def _replay(self, entries: list[SpoolEntry]) -> None:
-        """Write what a previous process left in the spool, skipping what it already wrote."""
+        """Write what a previous process left in the spool (``_ready`` skips what it wrote)."""
         assert self._backlog is not None
-        async with self._db.execute("SELECT epoch, seq FROM spool_marks") as cursor:
-            marks = {str(epoch): int(seq) for epoch, seq in await cursor.fetchall()}
-        self._marks_written = bool(marks)
-        todo = [e for e in entries if e.seq > marks.get(e.epoch, -1)]
         if entries:
-            log.warning(
-                "spool_replay",
-                path=str(self._backlog.spool.path),
-                found=len(entries),
-                already_written=len(entries) - len(todo),
-                to_write=len(todo),
-            )
-        self._backlog.restore(todo)
+            log.warning("spool_replay", path=str(self._backlog.spool.path), found=len(entries))
+        self._backlog.restore(entries)
         while (step := await self._step()) is _Step.PROGRESS:
             pass
         if step is _Step.FAILED:
             self._start_flusher()
+
+    async def _ready(self) -> bool:
+        """Open the database if it could not be opened before, and read the spool marks once:
+        records they say are written already (a crash before the spool was cleared) are let go."""
+        assert self._backlog is not None
+        try:
+            if self._db is None:
+                self._db = await connect(self.path, self._busy_timeout_ms)
+                log.warning("records_database_open", path=str(self.path), waiting=self.waiting)
+            if not self._marks_read:
+                async with self._db.execute("SELECT epoch, seq FROM spool_marks") as cursor:
+                    marks = {str(epoch): int(seq) for epoch, seq in await cursor.fetchall()}
+                self._marks_read = True
+                self._marks_written = bool(marks)
+                if written := self._backlog.drop_written(marks):
+                    log.warning("spool_already_written", count=written, waiting=self.waiting)
+        except sqlite3.Error as exc:
+            kind = self._count_failure(exc)
+            log.warning("records_database_unavailable", error=str(exc), kind=kind)
+            return False
+        return True
 
     def _start_flusher(self) -> None:
         if self._flusher is None and not self._closing:
@@ -336,6 +362,8 @@ class CallStore:
         assert self._backlog is not None
         async with self._lock:
             await self._backlog.make_durable()
+            if not await self._ready():
+                return _Step.FAILED
             entries = self._backlog.front(BATCH)
             if entries:
                 if not await self._write_batch(entries):
@@ -349,24 +377,24 @@ class CallStore:
 
     async def _write_batch(self, entries: list[SpoolEntry]) -> bool:
         try:
-            await self._db.execute("BEGIN IMMEDIATE")
+            await self._conn.execute("BEGIN IMMEDIATE")
             for entry in entries:
-                await self._db.execute("SAVEPOINT record")
+                await self._conn.execute("SAVEPOINT record")
                 try:
                     for sql, params in statements_for(entry.record):
-                        await (await self._db.execute(sql, params)).close()
+                        await (await self._conn.execute(sql, params)).close()
                 except sqlite3.Error as exc:
                     if worth_waiting_out(exc):
                         raise
                     # This record can never be written (a bug elsewhere): say so and move on,
                     # as a direct write would have raised.
-                    await self._db.execute("ROLLBACK TO record")
+                    await self._conn.execute("ROLLBACK TO record")
                     self._count_failure(exc)
                     log.error("spooled_record_rejected", error=str(exc), record=repr(entry.record))
-                await self._db.execute("RELEASE record")
+                await self._conn.execute("RELEASE record")
             last = entries[-1]
-            await self._db.execute(_MARK, (last.epoch, last.seq))
-            await self._db.execute("COMMIT")
+            await self._conn.execute(_MARK, (last.epoch, last.seq))
+            await self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             await self._rollback()
             kind = self._count_failure(exc)

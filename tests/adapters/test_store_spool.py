@@ -473,6 +473,42 @@ class TestRestart:
         assert [by_id["c-b"]] == expected_b[0]  # after the restart: not interrupted
         assert [leg for leg in table(path, "legs") if leg["call_id"] == "c-b"] == expected_b[1]
 
+    def test_start_when_the_database_cannot_even_be_opened(
+        self, disk: Path, tmp_path: Path
+    ) -> None:
+        """A clean stop removes SQLite's WAL files, and a full disk stops it making them again:
+        the store still opens, records wait, and the database is opened once space returns."""
+        path = disk / "calls.db"
+        events = connected_call()
+
+        async def earlier_run() -> None:
+            async with await CallStore.open(path, spool=OPTIONS) as store:
+                for event in events[:BEFORE_FILL]:
+                    await store.handle(event)
+
+        asyncio.run(earlier_run())
+        assert not Path(f"{path}-wal").exists()
+        filler = fill(disk)
+        metrics = Metrics("test")
+        seen: dict[str, Any] = {}
+
+        async def run() -> None:
+            async with await CallStore.open(path, spool=OPTIONS, observer=metrics) as store:
+                for event in events[BEFORE_FILL:]:
+                    await store.handle(event)
+                seen["waiting"] = store.waiting
+                seen["spooled"] = len(parse(spool_data(OPTIONS.path_for(path)))[0])
+                with pytest.raises(sqlite3.OperationalError, match="could not be opened"):
+                    await store.purge(T0)
+                filler.unlink()
+                await wait_for(lambda: store.waiting == 0)
+
+        asyncio.run(run())
+        waiting = len(events) - BEFORE_FILL
+        assert seen == {"waiting": waiting, "spooled": waiting}  # durable: the earlier reserve
+        assert failures(metrics, "io") >= 1
+        assert records(path) == control(tmp_path, events)
+
 
 class TestSpoolFile:
     """The spool file itself: locked to one process, torn tails ignored and cleared."""
