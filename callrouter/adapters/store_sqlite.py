@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import sqlite3
 from collections.abc import Coroutine, Sequence
 from enum import Enum
@@ -329,8 +330,9 @@ class CallStore:
     def _start_flusher(self) -> None:
         if self._flusher is None and not self._closing:
             self._wake.clear()
+            # A fresh context: not the log context (call_id) of the call that happened to start it.
             self._flusher = asyncio.get_running_loop().create_task(
-                self._flush_loop(), name="records-spool"
+                self._flush_loop(), name="records-spool", context=contextvars.Context()
             )
 
     async def _flush_loop(self) -> None:
