@@ -30,6 +30,7 @@ import structlog
 from callrouter.adapters import store_export
 from callrouter.adapters.store_backlog import Backlog, NoObserver, StoreObserver, call_id_of
 from callrouter.adapters.store_errors import failure_kind, worth_waiting_out
+from callrouter.adapters.store_replay import read_marks, rollback, write_batch
 from callrouter.adapters.store_schema import connect
 from callrouter.adapters.store_spool import (
     SpoolEntry,
@@ -51,11 +52,6 @@ log = structlog.get_logger("callrouter.records")
 
 T = TypeVar("T")
 BATCH: Final = 200  # spooled records written per transaction when the backlog drains
-
-_MARK: Final = (
-    "INSERT INTO spool_marks (epoch, seq) VALUES (?, ?)"
-    " ON CONFLICT (epoch) DO UPDATE SET seq = excluded.seq"
-)
 
 
 class _Step(Enum):
@@ -162,11 +158,14 @@ class CallStore:
             await self._flusher
         try:
             if self._backlog is not None:
-                loop = asyncio.get_running_loop()
-                deadline = loop.time() + self._options.close_flush_seconds
-                while self._backlog and loop.time() < deadline:
-                    if await self._step() is _Step.FAILED:
-                        break
+                try:
+                    loop = asyncio.get_running_loop()
+                    deadline = loop.time() + self._options.close_flush_seconds
+                    while self._backlog and loop.time() < deadline:
+                        if await self._step() is _Step.FAILED:
+                            break
+                except Exception:  # what is in the spool file is still there for the next start
+                    log.exception("spool_final_flush_failed")
                 self._backlog.close()
         finally:
             if self._db is not None:
@@ -279,14 +278,8 @@ class CallStore:
         return counts
 
     async def _rollback(self) -> None:
-        """Roll back if a transaction is still open: on SQLITE_FULL or an I/O error SQLite has
-        already rolled back itself, and a second ROLLBACK would only hide the real error."""
-        if self._db is None or not self._db.in_transaction:
-            return
-        try:
-            await self._conn.execute("ROLLBACK")
-        except sqlite3.Error as exc:
-            log.warning("rollback_failed", error=str(exc))
+        if self._db is not None:
+            await rollback(self._db)
 
     def _count_failure(self, exc: sqlite3.Error) -> str:
         kind = failure_kind(exc)
@@ -315,8 +308,7 @@ class CallStore:
                 self._db = await connect(self.path, self._busy_timeout_ms)
                 log.warning("records_database_open", path=str(self.path), waiting=self.waiting)
             if not self._marks_read:
-                async with self._db.execute("SELECT epoch, seq FROM spool_marks") as cursor:
-                    marks = {str(epoch): int(seq) for epoch, seq in await cursor.fetchall()}
+                marks = await read_marks(self._db)
                 self._marks_read = True
                 self._marks_written = bool(marks)
                 if written := self._backlog.drop_written(marks):
@@ -378,33 +370,13 @@ class CallStore:
             return _Step.EMPTY
 
     async def _write_batch(self, entries: list[SpoolEntry]) -> bool:
-        try:
-            await self._conn.execute("BEGIN IMMEDIATE")
-            for entry in entries:
-                await self._conn.execute("SAVEPOINT record")
-                try:
-                    for sql, params in statements_for(entry.record):
-                        await (await self._conn.execute(sql, params)).close()
-                except sqlite3.Error as exc:
-                    if worth_waiting_out(exc):
-                        raise
-                    # This record can never be written (a bug elsewhere): say so and move on,
-                    # as a direct write would have raised.
-                    await self._conn.execute("ROLLBACK TO record")
-                    self._count_failure(exc)
-                    log.error("spooled_record_rejected", error=str(exc), record=repr(entry.record))
-                await self._conn.execute("RELEASE record")
-            last = entries[-1]
-            await self._conn.execute(_MARK, (last.epoch, last.seq))
-            await self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            await self._rollback()
-            kind = self._count_failure(exc)
-            log.warning("spool_retry_failed", error=str(exc), kind=kind, waiting=self.waiting)
-            return False
-        self._marks_written = True
-        log.info("spooled_records_written", count=len(entries), waiting=self.waiting - len(entries))
-        return True
+        written = await write_batch(self._conn, entries, self._count_failure)
+        if written:
+            self._marks_written = True
+            log.info(
+                "spooled_records_written", count=len(entries), waiting=self.waiting - len(entries)
+            )
+        return written
 
     async def _forget_marks(self) -> None:
         """Once the spool file is zeroed its marks mean nothing: clear them. Only then; and a
