@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from callrouter.adapters.metrics import Metrics
 from callrouter.adapters.store_spool import (
+    MIB,
     SpoolEntry,
     SpoolFile,
     SpoolInUseError,
@@ -31,6 +33,7 @@ from callrouter.adapters.store_spool import (
 )
 from callrouter.adapters.store_sqlite import CallStore
 from callrouter.core.domain import DomainEvent
+from callrouter.settings.config import Config
 
 from .scripted_calls import T0, abandoned_in_hunt, connected_call, ivr_hangup
 
@@ -183,6 +186,50 @@ class TestFreshPath:
         spool = OPTIONS.path_for(path).stat()
         assert spool.st_size == OPTIONS.reserve_bytes
         assert spool.st_blocks * 512 >= OPTIONS.reserve_bytes  # allocated, not a sparse hole
+
+    def test_settings(self, tmp_path: Path) -> None:
+        """database.spool_* in config.yaml: defaults, and a relative spool_dir resolved."""
+        catalogue = {"cardiology": "Cardiology"}
+        defaults = Config.model_validate({"specialties": catalogue}).database
+        assert (defaults.spool_dir, defaults.spool_max_events) == (None, 100_000)
+        assert defaults.spool_reserve_mib * MIB == SpoolOptions().reserve_bytes
+        config = Config.model_validate(
+            {"specialties": catalogue, "database": {"spool_dir": "spool", "spool_max_events": 5}},
+            context={"base_dir": tmp_path},
+        )
+        assert config.database.spool_dir == tmp_path / "spool"
+        with pytest.raises(ValidationError, match="spool_max_events"):
+            Config.model_validate({"specialties": catalogue, "database": {"spool_max_events": 0}})
+
+
+class TestBusy:
+    """Another process holding the write lock past the busy timeout: the record waits too."""
+
+    def test_locked_database_waits_then_writes(self, tmp_path: Path) -> None:
+        path = tmp_path / "calls.db"
+        events = ivr_hangup()
+        metrics = Metrics("test")
+
+        async def run() -> int:
+            async with await CallStore.open(
+                path, busy_timeout_ms=50, spool=OPTIONS, observer=metrics
+            ) as store:
+                await store.handle(events[0])
+                other = sqlite3.connect(path, isolation_level=None)
+                try:
+                    other.execute("BEGIN IMMEDIATE")  # e.g. a long backup or a manual session
+                    for event in events[1:]:
+                        await store.handle(event)
+                    waiting = store.waiting
+                    other.execute("COMMIT")
+                finally:
+                    other.close()
+                await wait_for(lambda: store.waiting == 0)
+                return waiting
+
+        assert asyncio.run(run()) == len(events) - 1
+        assert failures(metrics, "busy") >= 1
+        assert records(path) == control(tmp_path, events)
 
 
 class TestDiskFull:
