@@ -5,11 +5,13 @@ What "durable when the disk is full" honestly means here
 A record is durable once it is in a file and ``fdatasync`` has returned. When the disk holding
 the database is full, a file on that same disk can only take the record if its blocks were
 taken *before* the disk filled. So the spool file is preallocated (``posix_fallocate``,
-``reserve_bytes``, 32 MiB by default, ~100,000 records) when the store opens, while there is
-room; later appends write into blocks that are already ours and need no free space. Its default
-place is next to the database (the state directory: the same durability as the records, so it
-survives a power cut, unlike /run); ``directory`` can put it on another filesystem instead, and
-then appends beyond the reservation keep working as long as *that* filesystem has room.
+``reserve_bytes``, 32 MiB by default: a record takes ~200 bytes, so more than the 100,000
+records ``max_events`` allows) when the store opens, while there is room; later appends write
+into blocks that are already ours and need no free space (ext4 keeps a reserve of its own for
+the extent bookkeeping such writes can need). Its default place is next to the
+database (the state directory: the same durability as the records, so it survives a power cut,
+unlike /run); ``directory`` can put it on another filesystem instead, and then appends beyond
+the reservation keep working as long as *that* filesystem has room.
 
 If even the spool cannot take a record (reservation used up and no room left), the record is
 still kept in memory, in order, and written to the database when it can be; it is only lost if
