@@ -28,6 +28,7 @@ from callrouter.adapters import systemd
 from callrouter.adapters.health import HealthServer
 from callrouter.adapters.metrics import Metrics
 from callrouter.adapters.mqtt import MqttBus
+from callrouter.adapters.store_spool import MIB, SpoolOptions
 from callrouter.adapters.store_sqlite import CallStore
 from callrouter.core.calendar import is_open
 from callrouter.core.callflow import FlowEnv
@@ -108,9 +109,16 @@ def _publish_gauges(settings: Settings, metrics: Metrics, env: FlowEnv, now: flo
 
 async def run(config_path: Path, options: RunOptions) -> int:
     settings = load_settings(config_path)
-    store = await CallStore.open(options.db or settings.config.database.path)
+    database = settings.config.database
+    metrics = Metrics(version=__version__)  # first: the store reports its failures to it
+    spool = SpoolOptions(
+        directory=database.spool_dir,
+        max_events=database.spool_max_events,
+        reserve_bytes=database.spool_reserve_mib * MIB,
+    )
+    store = await CallStore.open(options.db or database.path, spool=spool, observer=metrics)
     try:
-        return await _run_with_store(settings, options, store)
+        return await _run_with_store(settings, options, store, metrics)
     finally:
         # On every path, a failed start too: the store's thread would keep the process alive.
         # Last, and bounded like every other adapter, so the records see every call's end.
@@ -118,16 +126,17 @@ async def run(config_path: Path, options: RunOptions) -> int:
         log.info("stopped")
 
 
-async def _run_with_store(settings: Settings, options: RunOptions, store: CallStore) -> int:
+async def _run_with_store(
+    settings: Settings, options: RunOptions, store: CallStore, metrics: Metrics
+) -> int:
     cfg = settings.config
     sip_port = options.sip_port or cfg.sip.listen_port
     metrics_port = cfg.metrics.listen_port if options.metrics_port is None else options.metrics_port
     db_path = store.path
 
     closed = await store.close_interrupted(time.time())
-    log.info("records_open", path=str(db_path), interrupted_closed=closed)
+    log.info("records_open", path=str(db_path), interrupted_closed=closed, waiting=store.waiting)
 
-    metrics = Metrics(version=__version__)
     declare_areas(metrics, settings)
     metrics.config_loaded(time.time())
     metrics_server = metrics.serve(cfg.metrics.listen_host, metrics_port)

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from callrouter.adapters.mqtt import REJECT_REASONS
 from callrouter.adapters.outcome import call_outcome
+from callrouter.adapters.store_errors import WRITE_FAILURE_KINDS
 from callrouter.core.admission import Admission
 from callrouter.core.domain import (
     CallAnswered,
@@ -97,6 +98,7 @@ class Metrics:
         self._calls: dict[str, tuple[str, str]] = {}
         self._legs: dict[str, dict[str, tuple[str, bool]]] = {}
         self._mqtt_registered = False
+        self._declare_store_metrics()
 
         def counter(name: str, doc: str, labels: tuple[str, ...]) -> Counter:
             return Counter(PREFIX + name, doc, labels, registry=reg)
@@ -219,6 +221,38 @@ class Metrics:
 
     def set_in_service_hours(self, area: str, *, in_hours: bool) -> None:
         self.in_service.labels(area=area).set(1 if in_hours else 0)
+
+    # -- call records: write failures and the spool (the store's StoreObserver) -------------
+
+    def _declare_store_metrics(self) -> None:
+        reg = self.registry
+        self.store_write_failures = Counter(
+            PREFIX + "store_write_failures",
+            "Call-record writes the database refused, by kind (full, io, busy, ...).",
+            ("kind",),
+            registry=reg,
+        )
+        for kind in WRITE_FAILURE_KINDS:
+            self.store_write_failures.labels(kind=kind)
+        self.store_spooled_events = Gauge(
+            PREFIX + "store_spooled_events",
+            "Call records waiting in the spool until the database can take them.",
+            registry=reg,
+        )
+        self.store_spool_dropped = Counter(
+            PREFIX + "store_spool_dropped",
+            "Call records lost: the spool was full, or they were only in memory at shutdown.",
+            registry=reg,
+        )
+
+    def store_write_failed(self, kind: str) -> None:
+        self.store_write_failures.labels(kind=kind).inc()
+
+    def set_store_spooled(self, count: int) -> None:
+        self.store_spooled_events.set(count)
+
+    def store_records_dropped(self, count: int) -> None:
+        self.store_spool_dropped.inc(count)
 
     # -- domain events ----------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ leaves the file at the old version and the next start simply runs it again.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Final
 
 import aiosqlite
@@ -58,6 +59,23 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (call_id, leg)
     ) STRICT;
     """,
+    # v2: how far replay of the spool (records that waited out a full disk) has got, written in
+    # the same transaction as each spooled record so a replay never writes one twice.
+    """
+    CREATE TABLE spool_marks (
+        epoch TEXT PRIMARY KEY,
+        seq   INTEGER NOT NULL
+    ) STRICT;
+    """,
+    # v3: the call's recording (sealed file, how much audio, or why there is none), and the
+    # date its file was purged under the retention rule.
+    """
+    ALTER TABLE calls ADD COLUMN recording_state TEXT
+        CHECK (recording_state IN ('stored', 'incomplete', 'failed', 'purged'));
+    ALTER TABLE calls ADD COLUMN recording_path TEXT;
+    ALTER TABLE calls ADD COLUMN recording_seconds REAL;
+    ALTER TABLE calls ADD COLUMN recording_detail TEXT;
+    """,
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -87,3 +105,19 @@ async def migrate(db: aiosqlite.Connection) -> int:
             f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version + 1};\nCOMMIT;"
         )
     return found
+
+
+async def connect(file: Path, busy_timeout_ms: int) -> aiosqlite.Connection:
+    """Open ``file`` with the store's pragmas and migrate it; closed again if any step fails."""
+    # Autocommit mode: the store issues BEGIN/COMMIT itself, one transaction per event.
+    db = await aiosqlite.connect(file, isolation_level=None)
+    try:
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("PRAGMA synchronous = FULL")  # an audit trail: survive power loss
+        await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        await db.execute("PRAGMA foreign_keys = ON")
+        await migrate(db)
+    except BaseException:
+        await db.close()
+        raise
+    return db

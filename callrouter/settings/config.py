@@ -97,6 +97,11 @@ class MetricsConfig(Frozen):
 class DatabaseConfig(Frozen):
     path: ConfigPath = resolved("var/callrouter.sqlite3")
     retention_days: Annotated[int, Field(ge=1, le=36_500)] = RETENTION_DAYS
+    # Records the database cannot take (disk full...) wait in <spool_dir>/<db file name>.spool;
+    # None = next to the database. spool_reserve_mib is preallocated at start-up.
+    spool_dir: ConfigPath | None = None
+    spool_max_events: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000
+    spool_reserve_mib: Annotated[int, Field(ge=0, le=65_536)] = 32
 
 
 class MqttConfig(Frozen):

@@ -31,7 +31,6 @@ from callrouter.core.domain import (
 
 from .promql_names import REPO, RULES, exported_names, recorded_names, referenced_names
 from .scripted_calls import connected_call
-from .test_rules import SPOOL_BLOCK
 
 GRAFANA = REPO / "monitoring" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "callrouter.json"
@@ -128,7 +127,7 @@ class TestQueries:
         assert "expected type range vector" in errors
 
     def test_every_metric_is_known(self) -> None:
-        known = exported_names() | recorded_names() | SPOOL_BLOCK
+        known = exported_names() | recorded_names()
         for title, expr in panel_exprs(load_dashboard()):
             names = referenced_names(expr)
             assert names or "up{" in expr, f"{title}: reads none of our metrics"
@@ -340,8 +339,6 @@ class TestSelectors:
         checked = 0
         for title, expr in panel_exprs(load_dashboard()):
             for name, matchers in selectors(expr):
-                if name in SPOOL_BLOCK:
-                    continue
                 has = labels[name] if name in labels else set(name.split(":")[0].split("_"))
                 if "specialty" in has:
                     assert 'specialty=~"$specialty"' in matchers, f"{title}: {name}{matchers}"
