@@ -16,7 +16,14 @@ import pytest
 from callrouter.adapters.store_export import FIELDS
 from callrouter.adapters.store_schema import SCHEMA_VERSION, SchemaTooNewError
 from callrouter.adapters.store_sqlite import CallStore
-from callrouter.core.domain import CallOffered, DomainEvent, LegStarted, SpecialtyChosen
+from callrouter.core.domain import (
+    CallOffered,
+    DomainEvent,
+    LegStarted,
+    RecordingFinished,
+    RecordingState,
+    SpecialtyChosen,
+)
 
 from .scripted_calls import T0, abandoned_in_hunt, connected_call, ivr_hangup
 
@@ -115,6 +122,27 @@ class TestEveryFieldLands:
             "ivr_seconds": 19.0,
             "connect_seconds": 34.0,
             "talk_seconds": 260.0,
+            # settled later, by the recordings archive (test_recording_lands_on_its_call)
+            "recording_state": None,
+            "recording_path": None,
+            "recording_seconds": None,
+            "recording_detail": None,
+        }
+
+    def test_recording_lands_on_its_call(self, tmp_path: Path) -> None:
+        path = tmp_path / "calls.db"
+        sealed = "/var/lib/callrouter/recordings/2026/05/c-connected.wav.sealed"
+        stored = RecordingFinished(
+            "c-connected", T0 + 326, RecordingState.STORED, sealed, 259.6, ""
+        )
+        record(path, [*connected_call(), stored])
+        (call,) = rows(path, "SELECT recording_state, recording_path, recording_seconds,"
+                       " recording_detail FROM calls")  # fmt: skip
+        assert call == {
+            "recording_state": "stored",
+            "recording_path": sealed,
+            "recording_seconds": 259.6,
+            "recording_detail": None,
         }
 
     def test_connected_call_legs(self, tmp_path: Path) -> None:
