@@ -123,6 +123,40 @@ class MqttConfig(Frozen):
         return self
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+
+
+class SecurityConfig(Frozen):
+    """Where the key that seals recordings and NHS numbers is: a file or an environment variable
+    (never the key itself, so config.yaml can stay world-readable). ``callrouter keygen PATH``
+    makes a key file."""
+
+    key_file: ConfigPath | None = None
+    key_env: EnvName | None = None
+
+    @model_check(mode="after")
+    def _one_source(self) -> Self:
+        if self.key_file is not None and self.key_env is not None:
+            raise FieldError("give key_file or key_env, not both", "key_env")
+        return self
+
+    @property
+    def has_key(self) -> bool:
+        return self.key_file is not None or self.key_env is not None
+
+
+class RecordingConfig(Frozen):
+    """Medico-legal recording of every bridged conversation, sealed at rest."""
+
+    enabled: bool = True
+    directory: ConfigPath = resolved("var/recordings")
+    retention_days: Annotated[int, Field(ge=1, le=36_500)] = RETENTION_DAYS
+    # Said to the GP before the hold music and to the consultant before the accept keys.
+    notice: Annotated[str, Field(min_length=1, max_length=300)] = (
+        "This call will be recorded for clinical safety."
+    )
+
+
 class PathsConfig(Frozen):
     dialplans: ConfigPath = resolved("dialplans")
     rotas: ConfigPath = resolved("rotas")
@@ -145,6 +179,8 @@ class Config(Frozen):
     metrics: MetricsConfig = section()
     database: DatabaseConfig = section()
     mqtt: MqttConfig | None = None  # absent = no MQTT bus
+    security: SecurityConfig = section()
+    recording: RecordingConfig | None = None  # absent = calls are not recorded
     paths: PathsConfig = section()
     timezone: str = "Europe/London"
     logging: LoggingConfig = section()
@@ -157,7 +193,7 @@ class Config(Frozen):
         ``mqtt:`` stays None: off)."""
         if not isinstance(data, dict):
             return data
-        sections = {"sip", "limits", "metrics", "database", "paths", "logging"}
+        sections = {"sip", "limits", "metrics", "database", "paths", "logging", "security"}
         return {k: {} if v is None and k in sections else v for k, v in data.items()}
 
     @field_validator("timezone")
@@ -169,6 +205,13 @@ class Config(Frozen):
             msg = f"unknown time zone {value!r} (use an IANA name like 'Europe/London')"
             raise ValueError(msg) from exc
         return value
+
+    @model_check(mode="after")
+    def _recording_needs_a_key(self) -> Self:
+        if self.recording is not None and self.recording.enabled and not self.security.has_key:
+            msg = "recording needs a key to seal the files: set security.key_file or key_env"
+            raise FieldError(msg, "recording", "enabled")
+        return self
 
     @model_check(mode="after")
     def _ports_distinct(self) -> Self:
