@@ -29,10 +29,12 @@ import recurring_ical_events
 
 from callrouter.core.localtime import at_wall, instant
 from callrouter.settings.rota import IcsShift, IcsSource, Layer, RotaFile, Team
+from callrouter.settings.text_file import TextFileError, read_text
 
 MEMBER_PROPERTY = "X-CALLROUTER-MEMBER"
 DEFAULT_HORIZON = timedelta(days=731)
 _EARLIEST = date(1970, 1, 1)
+MAX_NESTING = 10  # VCALENDAR > VEVENT > VALARM is three
 
 Loc = tuple[str | int, ...]
 
@@ -96,14 +98,7 @@ def _shift(event: Any, tz: tzinfo) -> IcsShift | None:
 
 def read_calendar(path: Path, tz: tzinfo, until: datetime, written: str | None = None) -> IcsSource:
     """Read ``path`` and expand its events up to ``until`` into an ``IcsSource``."""
-    try:
-        calendar = icalendar.Calendar.from_ical(path.read_bytes())
-    except FileNotFoundError as error:
-        raise IcsError(f"calendar not found: {path}") from error
-    except OSError as error:
-        raise IcsError(f"cannot read calendar {path}: {error}") from error
-    except ValueError as error:
-        raise IcsError(f"{path.name} is not a valid calendar: {error}") from error
+    calendar = _parse(path)
     try:
         for component in calendar.walk("VEVENT"):
             _check_written(component, tz)
@@ -118,6 +113,37 @@ def read_calendar(path: Path, tz: tzinfo, until: datetime, written: str | None =
     return IcsSource(
         path=written or path.name, shifts=tuple(shifts), covers_until=until, longest=longest
     )
+
+
+def _parse(path: Path) -> Any:
+    """The calendar in ``path``; IcsError, naming the line:col in it where one is known."""
+    try:
+        text = read_text(path)
+    except TextFileError as error:
+        if error.line is None:
+            raise IcsError(f"calendar not found: {path}") from None
+        raise IcsError(f"{path.name}:{error.line}:{error.col}: {error.message}") from None
+    _check_nesting(path, text)
+    try:
+        return icalendar.Calendar.from_ical(text)
+    # The parser's failures on bad text are not documented: whatever it raises is a bad calendar.
+    except Exception as error:
+        raise IcsError(f"{path.name} is not a valid calendar: {error}") from None
+
+
+def _check_nesting(path: Path, text: str) -> None:
+    """Components (BEGIN:/END:) nest at most ``MAX_NESTING`` deep: the parser and the walk over
+    its result recurse once per level."""
+    depth = 0
+    for number, line in enumerate(text.splitlines(), 1):
+        name = line.partition(":")[0].upper()  # a folded line starts with a space: not a name
+        if name == "BEGIN":
+            depth += 1
+            if depth > MAX_NESTING:
+                message = f"components nested too deeply (more than {MAX_NESTING} levels)"
+                raise IcsError(f"{path.name}:{number}:1: {message}")
+        elif name == "END":
+            depth -= 1
 
 
 def read_calendars(

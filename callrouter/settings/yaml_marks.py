@@ -10,12 +10,15 @@ PyYAML silently keeps the last of two equal keys; here the second is an error at
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from callrouter.settings.errors import Loc
+from callrouter.settings.text_file import position_at
 
 NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _STANDARD = "tag:yaml.org,2002:"
@@ -25,6 +28,11 @@ _ALLOWED_TAGS = frozenset(
 # Aliases can multiply a small file into a huge structure ("billion laughs"); a config never
 # needs more than this many values.
 MAX_VALUES = 200_000
+# Lists and mappings inside one another; the shipped files go 8 deep. Composing, building and
+# validating recurse once per level, so the limit is checked before any of them runs.
+MAX_DEPTH = 50
+_TOO_DEEP = f"nested too deeply (more than {MAX_DEPTH} levels of lists and mappings)"
+_FAST: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +58,35 @@ class YamlDocument:
 
 
 def parse_yaml(text: str) -> tuple[YamlDocument | None, list[YamlProblem]]:
-    """Parse one YAML document. Returns the document (None on a syntax error) and every problem
-    found: a syntax error, or each duplicate key, merge key and unsupported tag."""
+    """Parse one YAML document. Returns the document (None on a syntax error or nesting deeper
+    than ``MAX_DEPTH``) and every problem found: a syntax error, or each duplicate key, merge key
+    and unsupported tag.
+
+    libyaml does the work when it is there; a text it refuses is parsed again by PyYAML, whose
+    messages say more (``found character '\\t'`` rather than ``found a tab character``)."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        return _parse(text, _FAST)
+    except yaml.YAMLError:
+        pass
+    try:
+        return _parse(text, yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         return None, [_syntax_problem(exc)]
     except yaml.reader.ReaderError as exc:
-        return None, [YamlProblem(_position_at(text, exc.position), str(exc).splitlines()[0])]
-    except yaml.YAMLError as exc:
-        return None, [YamlProblem(None, str(exc))]
+        return None, [
+            YamlProblem(Position(*position_at(text, exc.position)), str(exc).splitlines()[0])
+        ]
+    except yaml.YAMLError as exc:  # no mark to give: the file as a whole
+        return None, [YamlProblem(Position(1, 1), str(exc))]
+
+
+def _parse(text: str, loader: type[Any]) -> tuple[YamlDocument | None, list[YamlProblem]]:
+    """Check the nesting depth on the event stream (which the parser builds without recursion),
+    then compose (which recurses once per level, so only a bounded depth reaches it)."""
+    too_deep = _too_deep(yaml.parse(text, Loader=loader))
+    if too_deep is not None:
+        return None, [too_deep]
+    root = yaml.compose(text, Loader=loader)
     if root is None:
         return YamlDocument(None, None), []
     builder = _Builder()
@@ -67,8 +94,25 @@ def parse_yaml(text: str) -> tuple[YamlDocument | None, list[YamlProblem]]:
     return YamlDocument(root, data), builder.problems
 
 
+def _too_deep(events: Iterable[yaml.Event]) -> YamlProblem | None:
+    depth = 0
+    for event in events:
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                return YamlProblem(_mark(mark) if mark is not None else None, _TOO_DEEP)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return None
+
+
+def _mark(mark: Any) -> Position:  # PyYAML's or libyaml's Mark
+    return Position(mark.line + 1, mark.column + 1)
+
+
 def mark_of(node: Node) -> Position:
-    return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+    return _mark(node.start_mark)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +182,8 @@ class _Builder:
         self.problems: list[YamlProblem] = []
         self._active: set[int] = set()
         self._count = 0
+        self._depth = 0
+        self._too_deep = False
 
     def build(self, node: Node) -> object:
         self._count += 1
@@ -149,17 +195,25 @@ class _Builder:
             self.problems.append(YamlProblem(mark_of(node), f"unsupported YAML tag {node.tag!r}"))
             return None
         if isinstance(node, ScalarNode):
-            return None if node.style is None and node.value in NULLS else str(node.value)
+            plain = not node.style  # PyYAML says None, libyaml ''
+            return None if plain and node.value in NULLS else str(node.value)
         if id(node) in self._active:
             self.problems.append(YamlProblem(mark_of(node), "an alias refers to its own parent"))
             return None
+        if self._depth == MAX_DEPTH:  # through aliases: the text itself was checked
+            if not self._too_deep:  # once: every later alias would say it again
+                self._too_deep = True
+                self.problems.append(YamlProblem(mark_of(node), _TOO_DEEP + " through aliases"))
+            return None
         self._active.add(id(node))
+        self._depth += 1
         try:
             if isinstance(node, SequenceNode):
                 return [self.build(item) for item in node.value]
             return self._mapping(node)
         finally:
             self._active.discard(id(node))
+            self._depth -= 1
 
     def _mapping(self, node: Node) -> dict[str, object]:
         result: dict[str, object] = {}
@@ -190,16 +244,10 @@ class _Builder:
 
 def _syntax_problem(exc: yaml.MarkedYAMLError) -> YamlProblem:
     mark = exc.problem_mark or exc.context_mark
-    position = Position(mark.line + 1, mark.column + 1) if mark is not None else None
+    position = _mark(mark) if mark is not None else Position(1, 1)
     message = "YAML syntax: " + (exc.problem or exc.context or "cannot parse")
     if exc.problem and exc.context:
         started = exc.context_mark
         at = f" at line {started.line + 1}, column {started.column + 1}" if started else ""
         message += f" ({exc.context}{at})"
     return YamlProblem(position, message)
-
-
-def _position_at(text: str, offset: int) -> Position:
-    before = text[:offset]
-    line = before.count("\n") + 1
-    return Position(line, offset - (before.rfind("\n") + 1) + 1)
