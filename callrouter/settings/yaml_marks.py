@@ -10,6 +10,7 @@ PyYAML silently keeps the last of two equal keys; here the second is an error at
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,6 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from callrouter.settings.errors import Loc
-from callrouter.settings.text_file import position_at
 
 NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _STANDARD = "tag:yaml.org,2002:"
@@ -27,12 +27,14 @@ _ALLOWED_TAGS = frozenset(
 )
 # Aliases can multiply a small file into a huge structure ("billion laughs"); a config never
 # needs more than this many values.
-MAX_VALUES = 200_000
+MAX_VALUES = 50_000  # the largest shipped file holds under 1,000
+_TOO_MANY = f"too many values once aliases are expanded (more than {MAX_VALUES:,})"
 # Lists and mappings inside one another; the shipped files go 8 deep. Composing, building and
 # validating recurse once per level, so the limit is checked before any of them runs.
 MAX_DEPTH = 50
 _TOO_DEEP = f"nested too deeply (more than {MAX_DEPTH} levels of lists and mappings)"
-_FAST: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# libyaml when it is there (fifteen times faster), else PyYAML: the same marks and problems.
+_LOADER: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,37 +60,27 @@ class YamlDocument:
 
 
 def parse_yaml(text: str) -> tuple[YamlDocument | None, list[YamlProblem]]:
-    """Parse one YAML document. Returns the document (None on a syntax error or nesting deeper
-    than ``MAX_DEPTH``) and every problem found: a syntax error, or each duplicate key, merge key
-    and unsupported tag.
-
-    libyaml does the work when it is there; a text it refuses is parsed again by PyYAML, whose
-    messages say more (``found character '\\t'`` rather than ``found a tab character``)."""
+    """Parse one YAML document. Returns the document (None on a syntax error, nesting deeper than
+    ``MAX_DEPTH`` or more than ``MAX_VALUES`` values once aliases are expanded) and every problem
+    found: that one, or each duplicate key, merge key and unsupported tag."""
     try:
-        return _parse(text, _FAST)
-    except yaml.YAMLError:
-        pass
-    try:
-        return _parse(text, yaml.SafeLoader)
+        # The event stream is built without recursion; composing recurses once per level, so the
+        # depth is checked on the events first.
+        too_deep = _too_deep(yaml.parse(text, Loader=_LOADER))
+        if too_deep is not None:
+            return None, [too_deep]
+        root = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
-        return None, [_syntax_problem(exc)]
-    except yaml.reader.ReaderError as exc:
-        return None, [
-            YamlProblem(Position(*position_at(text, exc.position)), str(exc).splitlines()[0])
-        ]
+        return None, [_syntax_problem(exc, text)]
+    except yaml.reader.ReaderError as exc:  # read_text refuses these characters first
+        return None, [YamlProblem(Position(1, 1), str(exc).splitlines()[0])]
     except yaml.YAMLError as exc:  # no mark to give: the file as a whole
         return None, [YamlProblem(Position(1, 1), str(exc))]
-
-
-def _parse(text: str, loader: type[Any]) -> tuple[YamlDocument | None, list[YamlProblem]]:
-    """Check the nesting depth on the event stream (which the parser builds without recursion),
-    then compose (which recurses once per level, so only a bounded depth reaches it)."""
-    too_deep = _too_deep(yaml.parse(text, Loader=loader))
-    if too_deep is not None:
-        return None, [too_deep]
-    root = yaml.compose(text, Loader=loader)
     if root is None:
         return YamlDocument(None, None), []
+    expanded = _expansion_problem(root)
+    if expanded is not None:
+        return None, [expanded]
     builder = _Builder()
     data = builder.build(root)
     return YamlDocument(root, data), builder.problems
@@ -104,6 +96,44 @@ def _too_deep(events: Iterable[yaml.Event]) -> YamlProblem | None:
                 return YamlProblem(_mark(mark) if mark is not None else None, _TOO_DEEP)
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
+    return None
+
+
+def _expansion_problem(root: Node) -> YamlProblem | None:
+    """Too many values or levels once aliases are expanded, at the deepest node that alone
+    crosses the limit; found bottom-up over the shared nodes, without building anything."""
+    size: dict[int, int] = {}
+    height: dict[int, int] = {}
+    open_nodes: set[int] = set()  # an alias to one of these is a cycle; the builder reports it
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if children is None:
+            continue
+        if children_done:
+            open_nodes.discard(key)
+            size[key] = 1 + sum(size.get(id(child), 1) for child in children)
+            height[key] = 1 + max((height.get(id(child), 0) for child in children), default=0)
+            if size[key] > MAX_VALUES:
+                return YamlProblem(mark_of(node), _TOO_MANY)
+            # Below the file's own mapping, a node has one level fewer to use.
+            if height[key] > (MAX_DEPTH if node is root else MAX_DEPTH - 1):
+                return YamlProblem(mark_of(node), _TOO_DEEP + " through aliases")
+        elif key not in size and key not in open_nodes:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
+    return None
+
+
+def _children(node: Node) -> list[Node] | None:
+    """The value nodes below a list or mapping; None for a scalar."""
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [value for _, value in node.value]
     return None
 
 
@@ -181,16 +211,8 @@ class _Builder:
     def __init__(self) -> None:
         self.problems: list[YamlProblem] = []
         self._active: set[int] = set()
-        self._count = 0
-        self._depth = 0
-        self._too_deep = False
 
     def build(self, node: Node) -> object:
-        self._count += 1
-        if self._count == MAX_VALUES:
-            self.problems.append(YamlProblem(mark_of(node), "too many values (alias expansion?)"))
-        if self._count >= MAX_VALUES:
-            return None
         if node.tag not in _ALLOWED_TAGS:
             self.problems.append(YamlProblem(mark_of(node), f"unsupported YAML tag {node.tag!r}"))
             return None
@@ -200,20 +222,13 @@ class _Builder:
         if id(node) in self._active:
             self.problems.append(YamlProblem(mark_of(node), "an alias refers to its own parent"))
             return None
-        if self._depth == MAX_DEPTH:  # through aliases: the text itself was checked
-            if not self._too_deep:  # once: every later alias would say it again
-                self._too_deep = True
-                self.problems.append(YamlProblem(mark_of(node), _TOO_DEEP + " through aliases"))
-            return None
         self._active.add(id(node))
-        self._depth += 1
         try:
             if isinstance(node, SequenceNode):
                 return [self.build(item) for item in node.value]
             return self._mapping(node)
         finally:
             self._active.discard(id(node))
-            self._depth -= 1
 
     def _mapping(self, node: Node) -> dict[str, object]:
         result: dict[str, object] = {}
@@ -242,12 +257,26 @@ class _Builder:
         return result
 
 
-def _syntax_problem(exc: yaml.MarkedYAMLError) -> YamlProblem:
+def _syntax_problem(exc: yaml.MarkedYAMLError, text: str) -> YamlProblem:
     mark = exc.problem_mark or exc.context_mark
     position = _mark(mark) if mark is not None else Position(1, 1)
-    message = "YAML syntax: " + (exc.problem or exc.context or "cannot parse")
+    message = "YAML syntax: " + _named(exc.problem or exc.context or "cannot parse", text, position)
     if exc.problem and exc.context:
         started = exc.context_mark
         at = f" at line {started.line + 1}, column {started.column + 1}" if started else ""
         message += f" ({exc.context}{at})"
     return YamlProblem(position, message)
+
+
+def _named(problem: str, text: str, position: Position) -> str:
+    """libyaml's "found character that cannot start any token" names the character, and "found
+    undefined alias" the alias, as PyYAML's messages do."""
+    lines = text.splitlines()
+    line = lines[position.line - 1] if position.line <= len(lines) else ""
+    rest = line[position.col - 1 :]
+    if problem == "found character that cannot start any token" and rest:
+        return f"found character {rest[0]!r} that cannot start any token"
+    if problem == "found undefined alias" and rest.startswith("*"):
+        name = re.match(r"\*([^\s,\[\]{}]+)", rest)
+        return f"found undefined alias {name.group(1)!r}" if name else problem
+    return problem

@@ -24,6 +24,7 @@ from callrouter.settings.yaml_marks import MAX_DEPTH, MAX_VALUES
 from callrouter.sim.workload import read_workload
 from tests.settings.conftest import REPO, Tree, run_cli
 
+TOO_MANY = f"too many values once aliases are expanded (more than {MAX_VALUES:,})"
 TOO_DEEP = f"nested too deeply (more than {MAX_DEPTH} levels of lists and mappings)"
 NOBODY = 65534
 
@@ -78,8 +79,11 @@ class TestNesting:
         body = "x0: &x0 [leaf]\n" + "".join(f"x{n}: &x{n} [*x{n - 1}]\n" for n in range(1, 80))
         line = append_key(tree, "rotas/renal.yaml", body)
         deep = [e for e in errors_of(tree) if e[4] == TOO_DEEP + " through aliases"]
-        # Once, at the innermost list, reached through the chain (x0..x79 are unknown fields too).
-        assert deep == [("rotas/renal.yaml", line, 5, "", TOO_DEEP + " through aliases")]
+        # Once, at x49's list: 50 levels through the chain, 51 under the file's own mapping.
+        # (x0..x79 are unknown fields too.)
+        at = line + MAX_DEPTH - 1
+        col = tree.col("rotas/renal.yaml", at, f"&x{MAX_DEPTH - 1} ")
+        assert deep == [("rotas/renal.yaml", at, col, "", TOO_DEEP + " through aliases")]
 
     def test_deep_workload_file(self, tmp_path: Path) -> None:
         path = tmp_path / "workload.yaml"
@@ -285,11 +289,9 @@ class TestNotAFile:
         lines = ["lol0: &l0 [a, a, a, a, a, a, a, a, a, a]"]
         lines += [f"lol{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 10)}]" for n in range(1, 9)]
         first = append_key(tree, "dialplans/enfield.yaml", "\n".join(lines) + "\n")
-        # 10**9 values if expanded; building stops at MAX_VALUES, where it is reached.
+        # 10**9 values if expanded: refused before anything is built, where the limit is crossed.
         assert MAX_VALUES < 10**9
-        ((path, line, col, field, _),) = [
-            e for e in errors_of(tree) if e[4] == "too many values (alias expansion?)"
-        ]
+        ((path, line, col, field, _),) = [e for e in errors_of(tree) if e[4] == TOO_MANY]
         assert (path, field) == ("dialplans/enfield.yaml", "")
         assert first <= (line or 0) < first + len(lines)
         assert col is not None
