@@ -35,6 +35,7 @@ MEMBER_PROPERTY = "X-CALLROUTER-MEMBER"
 DEFAULT_HORIZON = timedelta(days=731)
 _EARLIEST = date(1970, 1, 1)
 MAX_NESTING = 10  # VCALENDAR > VEVENT > VALARM is three
+MAX_SHIFTS = 20_000  # two years of hourly shifts; a rota has a few a day
 
 Loc = tuple[str | int, ...]
 
@@ -102,8 +103,7 @@ def read_calendar(path: Path, tz: tzinfo, until: datetime, written: str | None =
     try:
         for component in calendar.walk("VEVENT"):
             _check_written(component, tz)
-        events: Iterable[Any] = recurring_ical_events.of(calendar).between(_EARLIEST, until)
-        shifts = [shift for event in events if (shift := _shift(event, tz)) is not None]
+        shifts = _expand(calendar, tz, until)
     except IcsError as error:
         raise IcsError(f"{path.name}: {error}") from error
     except (ValueError, TypeError) as error:  # the expander's own complaints, e.g. a bad RRULE
@@ -113,6 +113,30 @@ def read_calendar(path: Path, tz: tzinfo, until: datetime, written: str | None =
     return IcsSource(
         path=written or path.name, shifts=tuple(shifts), covers_until=until, longest=longest
     )
+
+
+def _expand(calendar: Any, tz: tzinfo, until: datetime) -> list[IcsShift]:
+    """Every shift starting before ``until``, taken lazily in start order so that a rule repeating
+    every second stops at ``MAX_SHIFTS`` instead of filling memory."""
+    starts = [_when(event["DTSTART"].dt, tz) for event in calendar.walk("VEVENT")]
+    # From the first DTSTART, not 1970: the expander would walk the decades between.
+    first = min(starts, default=until)
+    shifts: list[IcsShift] = []
+    events: Iterable[Any] = recurring_ical_events.of(calendar).after(first)
+    for event in events:
+        start_prop = event.get("DTSTART")
+        if start_prop is not None and _when(start_prop.dt, tz) >= until:
+            break
+        shift = _shift(event, tz)
+        if shift is None:
+            continue
+        if len(shifts) == MAX_SHIFTS:
+            message = (
+                f"more than {MAX_SHIFTS:,} shifts before {until:%Y-%m-%d}: too many for a rota"
+            )
+            raise IcsError(message)
+        shifts.append(shift)
+    return shifts
 
 
 def _parse(path: Path) -> Any:

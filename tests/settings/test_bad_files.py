@@ -18,6 +18,7 @@ import pytest
 
 from callrouter.cli import main
 from callrouter.settings.errors import ConfigError, ConfigIssue
+from callrouter.settings.ics import MAX_SHIFTS
 from callrouter.settings.loader import load_settings
 from callrouter.settings.text_file import MAX_FILE_BYTES
 from callrouter.settings.yaml_marks import MAX_DEPTH, MAX_VALUES
@@ -308,6 +309,60 @@ class TestNotAFile:
         assert errors
         assert errors[0][1:3] == (1, 1)
         assert "valid dictionary" in errors[0][4]
+
+
+class TestCalendars:
+    """A bad ICS calendar is reported at the rota line that names it, with the line:col inside
+    the calendar where there is one."""
+
+    ICS = "barnet-dermatology-clinic.ics"
+    ROTA = "rotas/dermatology.yaml"
+
+    def only_error(self, tree: Tree) -> str:
+        """The message of the one error, checked to sit at the rota's ``ics:`` value."""
+        line = tree.line_of(self.ROTA, self.ICS)
+        ((path, at, col, field, message),) = errors_of(tree)
+        assert (path, at, col) == (self.ROTA, line, tree.col(self.ROTA, line, self.ICS))
+        assert field.endswith(".ics")
+        return message
+
+    def test_not_utf8(self, tree: Tree) -> None:
+        path = tree.root / "rotas" / self.ICS
+        text = path.read_bytes()
+        at = text.index(b"SUMMARY:") + len(b"SUMMARY:")
+        path.write_bytes(text[:at] + b"\xc0" + text[at:])
+        line = text[:at].count(b"\n") + 1
+        assert self.only_error(tree) == (
+            f"{self.ICS}:{line}:9: not UTF-8: byte 0xc0 is not valid UTF-8 (save the file as UTF-8)"
+        )
+
+    def test_components_nested_too_deeply(self, tree: Tree) -> None:
+        text = tree.text(f"rotas/{self.ICS}")
+        line = tree.line_of(f"rotas/{self.ICS}", "END:VCALENDAR") + 9
+        nested = "".join(f"BEGIN:X{n}\n" for n in range(500)) + "".join(
+            f"END:X{n}\n" for n in reversed(range(500))
+        )
+        tree.write(f"rotas/{self.ICS}", text.replace("END:VCALENDAR", nested + "END:VCALENDAR"))
+        # VCALENDAR is level 1, so BEGIN:X9 (the tenth) crosses the limit of ten.
+        assert self.only_error(tree) == (
+            f"{self.ICS}:{line}:1: components nested too deeply (more than 10 levels)"
+        )
+
+    def test_directory(self, tree: Tree) -> None:
+        (tree.root / "rotas" / self.ICS).unlink()
+        (tree.root / "rotas" / self.ICS).mkdir()
+        assert self.only_error(tree) == f"{self.ICS}:1:1: is a directory, not a file"
+
+    def test_not_a_calendar(self, tree: Tree) -> None:
+        tree.write(f"rotas/{self.ICS}", "BEGIN:VCALENDAR\nthis is not\n")
+        assert self.only_error(tree).startswith(f"{self.ICS} is not a valid calendar: ")
+
+    def test_rule_repeating_every_second(self, tree: Tree) -> None:
+        text = tree.text(f"rotas/{self.ICS}")
+        tree.write(f"rotas/{self.ICS}", text.replace("FREQ=WEEKLY;BYDAY=TU", "FREQ=SECONDLY"))
+        message = self.only_error(tree)
+        assert message.startswith(f"{self.ICS}: more than {MAX_SHIFTS:,} shifts before ")
+        assert message.endswith(": too many for a rota")
 
 
 @pytest.fixture
