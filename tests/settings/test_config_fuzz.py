@@ -17,8 +17,10 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import BaseModel
@@ -26,6 +28,7 @@ from pydantic import BaseModel
 from callrouter.settings.config import Config
 from callrouter.settings.dialplan import Dialplan
 from callrouter.settings.errors import ConfigError, ConfigIssue
+from callrouter.settings.ics import IcsError, read_calendar
 from callrouter.settings.loader import load_settings
 from callrouter.settings.rota import RotaFile
 from callrouter.settings.source import read_model
@@ -113,3 +116,51 @@ def test_mutated_files_give_positions_never_a_traceback(ram_tree: Path) -> None:
     assert results["refused"] > CASES * 9 // 10
     assert results["loaded"] > 0
     assert set(refused_by) == {mutator.__name__ for mutator in MUTATORS}
+
+
+ICS_CASES = 500
+# Property values a calendar may be given by mistake: impossible dates, bad rules, bad zones.
+ICS_VALUES = (
+    b"",
+    b"x",
+    b"20261301T250000",
+    b"99999999T999999Z",
+    b"FREQ=DAILY;COUNT=-1",
+    b"FREQ=YEARLY;BYMONTH=13",
+    b"FREQ=MINUTELY;INTERVAL=0",
+    b"FREQ=SECONDLY",
+    b"P-1D",
+)
+
+
+def test_mutated_calendars_give_a_calendar_error_never_a_traceback(tmp_path: Path) -> None:
+    """The ICS layer's calendar, mutated the same ways plus a property value swapped for a bad
+    one, read as the loader reads it: an ``IcsError`` (which the loader places at the rota's
+    ``ics:`` line) or shifts, nothing else."""
+    original = (REPO / "rotas" / "barnet-dermatology-clinic.ics").read_bytes()
+    path = tmp_path / "calendar.ics"
+    zone = ZoneInfo("Europe/London")
+    until = datetime(2028, 12, 1, tzinfo=zone)
+    rng = random.Random(SEED)
+    results: Counter[str] = Counter()
+    escaped: list[str] = []
+    for case in range(ICS_CASES):
+        data, names = mutate(original, rng)
+        if rng.random() < 0.3:
+            lines = data.split(b"\n")
+            at = rng.randrange(len(lines))
+            lines[at] = lines[at].split(b":")[0] + b":" + rng.choice(ICS_VALUES)
+            data, names = b"\n".join(lines), (*names, "value")
+        path.write_bytes(data)
+        try:
+            read_calendar(path, zone, until)
+        except IcsError:
+            results["refused"] += 1
+        # Anything but IcsError escaping the reader is the bug this test looks for.
+        except Exception as error:
+            escaped.append(f"case {case} {'+'.join(names)}: {type(error).__name__}: {error}"[:300])
+        else:
+            results["read"] += 1
+    assert escaped == [], "\n".join(escaped[:10])
+    assert results["refused"] > ICS_CASES // 2
+    assert results["read"] > 0
