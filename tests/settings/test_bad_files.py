@@ -181,6 +181,28 @@ class TestBadBytes:
             )
         ]
 
+    def test_windows_line_endings_count_once(self, tree: Tree) -> None:
+        text = tree.text("config.yaml").replace("\n", "\r\n")
+        line = tree.line_of("config.yaml", "  workers: 1")
+        data = text.encode().replace(b"  workers: 1", b"  workers: \xff1")
+        (tree.root / "config.yaml").write_bytes(data)
+        assert errors_of(tree) == [
+            (
+                "config.yaml",
+                line,
+                12,
+                "",
+                "not UTF-8: byte 0xff is not valid UTF-8 (save the file as UTF-8)",
+            )
+        ]
+
+    def test_windows_line_endings_in_yaml_marks(self, tree: Tree) -> None:
+        line = tree.line_of("config.yaml", "  workers: 1")
+        text = tree.text("config.yaml").replace("  workers: 1", "  workers: 0")
+        (tree.root / "config.yaml").write_bytes(text.replace("\n", "\r\n").encode())
+        ((path, at, col, field, _),) = errors_of(tree)
+        assert (path, at, col, field) == ("config.yaml", line, 12, "sip.workers")
+
     def test_cut_short_character_at_the_end(self, tree: Tree) -> None:
         text = tree.text("config.yaml")
         (tree.root / "config.yaml").write_bytes(text.encode() + b"\xe2\x82")
