@@ -389,6 +389,24 @@ class TestCalendars:
         count = int(message.split("about ")[1].split(" shifts")[0].replace(",", ""))
         assert count > 60_000_000
 
+    @pytest.mark.parametrize(
+        "rule",
+        [
+            "FREQ=DAILY;BYHOUR=8,20",  # two handovers a day
+            "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR",
+            "FREQ=MONTHLY;BYDAY=1MO,3MO",
+            "FREQ=HOURLY;INTERVAL=4",
+        ],
+    )
+    def test_ordinary_rules_are_expanded(self, tree: Tree, rule: str) -> None:
+        text = tree.text(f"rotas/{self.ICS}")
+        tree.write(f"rotas/{self.ICS}", text.replace("FREQ=WEEKLY;BYDAY=TU", rule))
+        settings = tree.load()
+        team = next(t for t in settings.rotas.teams.values() for layer in t.layers if layer.ics)
+        (source,) = [layer.ics for layer in team.layers if layer.ics]
+        assert source.shifts
+        assert len(source.shifts) < MAX_SHIFTS
+
 
 @pytest.fixture
 def public_tree() -> Iterator[Path]:
