@@ -57,8 +57,12 @@ def read_text(path: Path, limit: int = MAX_FILE_BYTES) -> str:
     if found is not None:
         line, col = position_at(text, found.start())
         code = ord(found.group())
-        what = "a NUL byte" if code == 0 else f"the control character U+{code:04X}"
-        if code == 0xFEFF:
+        what = f"the character U+{code:04X}"
+        if code == 0:
+            what = "a NUL byte"
+        elif code < 0x20 or 0x7F <= code <= 0x9F:
+            what = f"the control character U+{code:04X}"
+        elif code == 0xFEFF:
             what = "a byte order mark (U+FEFF) after the start of the file"
         raise TextFileError(f"{what} is not allowed in a settings file", line, col)
     return text

@@ -6,6 +6,10 @@ Values are typed by the schema, not by YAML 1.1's guesses: every plain scalar be
 the model asks for one), except the null forms (``~``, ``null``, empty). So ``18:30`` is never the
 base-60 integer 1110, ``nhs_number: off`` is never ``False`` and ``02070000001`` is never octal.
 PyYAML silently keeps the last of two equal keys; here the second is an error at its own mark.
+
+Nothing recurses without a bound: nesting deeper than ``MAX_DEPTH`` (in the text, or built up
+through aliases) and alias expansion beyond ``MAX_VALUES`` values ("billion laughs") are refused
+at the mark where the limit is crossed, before anything is built.
 """
 
 from __future__ import annotations
