@@ -10,12 +10,12 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, Field, IPvAnyNetwork, ValidationInfo, field_validator
 from pydantic import model_validator as model_check
 
-from callrouter.settings.base import Frozen
+from callrouter.settings.base import Frozen, known_zone, usable_path
 from callrouter.settings.dialplan import Slug
 from callrouter.settings.errors import FieldError
 
@@ -35,11 +35,14 @@ def _resolve(value: Path, info: ValidationInfo) -> Path:
     base = (info.context or {}).get("base_dir")
     if base is None or value.is_absolute():
         return value
-    return (Path(base) / value).resolve()
+    try:
+        return usable_path((Path(base) / value).resolve())
+    except (OSError, RuntimeError) as error:  # RuntimeError: a symlink loop
+        raise ValueError(f"cannot resolve the path: {error}") from error
 
 
 IpAddress = Annotated[str, AfterValidator(_ip_address)]
-ConfigPath = Annotated[Path, AfterValidator(_resolve)]
+ConfigPath = Annotated[Path, AfterValidator(usable_path), AfterValidator(_resolve)]
 
 
 def section() -> Any:
@@ -199,12 +202,7 @@ class Config(Frozen):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            msg = f"unknown time zone {value!r} (use an IANA name like 'Europe/London')"
-            raise ValueError(msg) from exc
-        return value
+        return known_zone(value)
 
     @model_check(mode="after")
     def _recording_needs_a_key(self) -> Self:
