@@ -108,7 +108,7 @@ def run_purge(args: argparse.Namespace) -> int:
     recording = config.recording
     if recording is None:
         return _fail("recording purge", "this config records nothing", sys.stderr)
-    days = args.older_than_days or recording.retention_days
+    days = recording.retention_days if args.older_than_days is None else args.older_than_days
     db: Path = args.db or config.database.path
     if not db.exists():
         return _fail("recording purge", f"no call-record database at {db}", sys.stderr)
