@@ -65,6 +65,9 @@ class RecordingArchive:
         self._publish = publish
         self._clock = clock
         self._sealing: set[asyncio.Task[None]] = set()
+        # How long each bridge was, for files that wait in incoming/ to be sealed: so a file
+        # the full disk cut short is still flagged incomplete when the sweep seals it.
+        self._bridged: dict[str, float] = {}
         self.sealed = 0
         self.failed = 0
 
@@ -132,6 +135,8 @@ class RecordingArchive:
         except OSError as error:
             self.failed += 1
             log.error("recording_not_sealed", call_id=call_id, error=str(error))
+            if bridged_seconds is not None:
+                self._bridged[call_id] = bridged_seconds
             event = d.RecordingFinished(
                 call_id, now, d.RecordingState.FAILED, None, audio, f"not sealed yet: {error}"
             )
@@ -156,7 +161,8 @@ class RecordingArchive:
             if time.time() - plain.stat().st_mtime < min_age:
                 continue
             tried += 1
-            await self._seal(plain.name.removesuffix(".wav"), plain, None)
+            call_id = plain.name.removesuffix(".wav")
+            await self._seal(call_id, plain, self._bridged.pop(call_id, None))
         return tried
 
     async def sweep_forever(self) -> None:

@@ -126,7 +126,7 @@ class TestFullDisk:
         archive, published = archive_in(tiny_disk)
         plain = Path(archive.plain_path("call-5"))
         write_tone(plain, 10.0)  # 160 KB: no room for a sealed copy beside it
-        finish(archive, p.Recorded(leg="L", path=str(plain), seconds=10.0))
+        finish(archive, p.Recorded(leg="L", path=str(plain), seconds=10.2))
         (failed,) = published.events
         assert failed.state is d.RecordingState.FAILED
         assert "No space left on device" in failed.detail
@@ -135,8 +135,19 @@ class TestFullDisk:
         subprocess.run(["mount", "-o", "remount,size=2m", str(tiny_disk)], check=True)
         assert asyncio.run(archive.sweep(min_age=0.0)) == 1
         stored = published.events[-1]
-        assert stored.state is d.RecordingState.STORED
+        assert stored.state is d.RecordingState.STORED  # whole: 10.0 s of a 10.2 s bridge
         assert not plain.exists()
         assert stored.path is not None
         assert Path(stored.path).exists()
         assert asyncio.run(archive.sweep(min_age=0.0)) == 0
+
+    def test_short_file_sealed_later_is_still_flagged(self, tiny_disk: Path) -> None:
+        archive, published = archive_in(tiny_disk)
+        plain = Path(archive.plain_path("call-6"))
+        write_tone(plain, 10.0)
+        finish(archive, p.Recorded(leg="L", path=str(plain), seconds=30.0))  # cut short
+        assert published.events[-1].state is d.RecordingState.FAILED
+        subprocess.run(["mount", "-o", "remount,size=2m", str(tiny_disk)], check=True)
+        asyncio.run(archive.sweep(min_age=0.0))
+        assert published.events[-1].state is d.RecordingState.INCOMPLETE
+        assert "10.0s of 30.0s" in published.events[-1].detail

@@ -1,0 +1,84 @@
+"""The recordings' disk fills in the middle of a conversation (issue 12): the call goes on and
+ends as usual, the record is flagged, the failure is counted, and the audio written so far is
+kept (the engine's sweep seals it once there is room: tests/adapters/test_recordings.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from . import records
+from .conftest import E2E, member, needs_tools
+from .running_engine import RunningEngine, engine_ports
+from .tree import NUMBER, TreeSpec, write_tree
+
+pytestmark = [needs_tools, pytest.mark.sip, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """64 KiB for the recordings: about four seconds of 8 kHz audio."""
+    mount = tmp_path / "rec-disk"
+    mount.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(mount)],
+        check=True,
+        timeout=10,
+    )
+    try:
+        yield mount
+    finally:
+        if subprocess.run(["umount", str(mount)], check=False, timeout=10).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount)], check=True, timeout=10)
+
+
+class TestRecordingDiskFull:
+    """A conversation longer than the recordings' disk can hold."""
+
+    def test_call_completes_and_the_record_says_what_happened(
+        self, e2e: E2E, small_disk: Path
+    ) -> None:
+        consultant = member("c-full")
+        ports = engine_ports()
+        root = e2e.tmp_path / "tree"
+        write_tree(root, TreeSpec(members=(consultant,), record=True), ports, e2e.prompt_cache)
+        config = yaml.safe_load((root / "config.yaml").read_text())
+        config["recording"]["directory"] = str(small_disk)
+        (root / "config.yaml").write_text(yaml.safe_dump(config))
+        engine = e2e.engine = RunningEngine(
+            config=root / "config.yaml",
+            ports=ports,
+            db=e2e.tmp_path / "records.sqlite3",
+            log_path=e2e.tmp_path / "engine.log",
+        )
+        engine.start()
+        accepts = e2e.peers.consultant(
+            "accepts", "uas_accept.xml", port=consultant.port, ring_ms=300, key_ms=300
+        )
+        # about 8 s of talk: twice what the disk holds
+        gp = e2e.gp("gp", "uac_menu_bye.xml", NUMBER, talk_ms=9000)
+        assert gp.wait() == 0, gp.explain() + engine.log()  # our 200 OK to its BYE came back
+        assert accepts.wait() == 0, accepts.explain() + engine.log()  # and it got our BYE
+        engine.wait_idle()
+        deadline = time.monotonic() + 15
+        while records.only_call(engine.db)["recording_state"] is None:
+            assert time.monotonic() < deadline, engine.log()
+            time.sleep(0.1)
+
+        call = records.only_call(engine.db)
+        assert (call["end_reason"], call["outcome"]) == ("completed", "connected"), call
+        assert call["talk_seconds"] > 7.0
+        # no room to seal a copy beside the plain file: failed for now, audio kept, reason given
+        assert call["recording_state"] in {"failed", "incomplete"}, call
+        assert call["recording_detail"], call
+        left = list((small_disk / "incoming").glob("*.wav")) + list(small_disk.rglob("*.sealed"))
+        assert left, "the audio written before the disk filled was lost"
+        scrape = engine.scrape()
+        stored = f'callrouter_recordings_total{{state="{call["recording_state"]}"}} 1.0'
+        assert stored in scrape
+        assert engine.stop() == 0, engine.log()
