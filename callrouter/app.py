@@ -43,7 +43,7 @@ from callrouter.recordings import RecordingArchive, open_archive
 from callrouter.settings.dialplan import Dialplan
 from callrouter.settings.errors import ConfigError
 from callrouter.settings.loader import Settings, load_settings
-from callrouter.sinks import Fanout, SealNhsNumbers
+from callrouter.sinks import Fanout, SealNhsNumbers, Store
 from callrouter.sip import protocol as p
 from callrouter.sip.pool import WorkerPool
 from callrouter.sip.worker_config import WorkerConfig
@@ -196,7 +196,11 @@ async def _run_with_store(
         stats = MemberStats()
         presence = EnginePresence(bus.is_available if bus is not None else None)
         env = build_env(settings, presence, stats)
-        records = store if key is None else SealNhsNumbers(store, key)
+        records: Store = store
+        if key is not None:
+            records = sealed = SealNhsNumbers(store, key)
+            if resealed := await store.seal_plain_nhs_numbers(sealed.seal):
+                log.warning("nhs_numbers_sealed", count=resealed)  # left in clear by an old version
         sink = Fanout(store=records, metrics=metrics, bus=bus)
         recording = cfg.recording
         if recording is not None and recording.enabled and key is not None:

@@ -39,9 +39,12 @@ class SealNhsNumbers:
 
     async def handle(self, event: d.DomainEvent) -> None:
         if isinstance(event, d.NhsNumberCaptured):
-            sealed = seal_field(self._key, event.nhs_number, nhs_context(event.call_id))
+            sealed = self.seal(event.nhs_number, event.call_id)
             event = dataclasses.replace(event, nhs_number=sealed)
         await self._store.handle(event)
+
+    def seal(self, number: str, call_id: str) -> str:
+        return seal_field(self._key, number, nhs_context(call_id))
 
 
 def nhs_context(call_id: str) -> str:

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import contextvars
 import sqlite3
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
@@ -206,6 +206,17 @@ class CallStore:
         sql = "DELETE FROM calls WHERE offered_at < ? AND ended_at IS NOT NULL"
         counts = await self._shielded(self._serialised([(sql, (before,))]))
         return counts[0]
+
+    async def seal_plain_nhs_numbers(self, seal: Callable[[str, str], str]) -> int:
+        """Seal NHS numbers an older version stored in clear (``seal(number, call_id)``);
+        returns how many. Sealed values start ``v1:``; a number is ten digits."""
+        sql = "SELECT call_id, nhs_number FROM calls WHERE nhs_number GLOB '[0-9]*'"
+        async with self._lock, self._conn.execute(sql) as cursor:
+            plain = [(str(row[0]), str(row[1])) async for row in cursor]
+        update = "UPDATE calls SET nhs_number = ? WHERE call_id = ?"
+        for call_id, number in plain:
+            await self._shielded(self._serialised([(update, (seal(number, call_id), call_id))]))
+        return len(plain)
 
     async def recordings_before(self, before: float) -> list[tuple[str, str]]:
         """(call id, sealed file) of every kept recording of a call offered before ``before``."""

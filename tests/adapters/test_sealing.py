@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -21,6 +23,9 @@ from callrouter.adapters.sealing import (
     seal_field,
     seal_file,
 )
+from callrouter.adapters.store_sqlite import CallStore
+from callrouter.core.domain import CallOffered, NhsNumberCaptured
+from callrouter.sinks import SealNhsNumbers, nhs_context
 
 KEY = SealingKey(bytes(range(32)))
 OTHER = SealingKey(bytes(range(1, 33)))
@@ -135,3 +140,30 @@ class TestFiles:
         with pytest.raises(OSError, match="No such file"):
             seal_file(KEY, tmp_path / "absent.wav", tmp_path / "x.sealed")
         assert list(tmp_path.iterdir()) == []
+
+
+class TestRecordsHoldNoNhsNumberInClear:
+    """The store behind SealNhsNumbers; and numbers an old version left in clear."""
+
+    def test_captured_number_is_sealed_and_old_ones_are_sealed_at_start(
+        self, tmp_path: Path
+    ) -> None:
+        db = tmp_path / "calls.sqlite3"
+
+        async def scenario() -> int:
+            async with await CallStore.open(db) as store:
+                # an old version's row, written straight through the store
+                await store.handle(CallOffered("old", 1.0, "north", "07700900001", None, None))
+                await store.handle(NhsNumberCaptured("old", 2.0, "9434765919"))
+                sealed = SealNhsNumbers(store, KEY)
+                await sealed.handle(CallOffered("new", 3.0, "north", "07700900002", None, None))
+                await sealed.handle(NhsNumberCaptured("new", 4.0, "4010294701"))
+                return await store.seal_plain_nhs_numbers(sealed.seal)
+
+        assert asyncio.run(scenario()) == 1
+        with sqlite3.connect(db) as conn:
+            rows = dict(conn.execute("SELECT call_id, nhs_number FROM calls").fetchall())
+        assert "9434765919" not in rows["old"]
+        assert "4010294701" not in rows["new"]
+        assert open_field(KEY, rows["old"], nhs_context("old")) == "9434765919"
+        assert open_field(KEY, rows["new"], nhs_context("new")) == "4010294701"
