@@ -6,7 +6,6 @@ import array
 import asyncio
 import math
 import os
-import subprocess
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from callrouter.adapters.sealing import SealError, SealingKey
 from callrouter.core import domain as d
 from callrouter.recordings import RecordingArchive, wav_seconds
 from callrouter.sip import protocol as p
+from tests.tmpfs import mounted_tmpfs, resize_tmpfs
 
 KEY = SealingKey(bytes(range(32)))
 NOW = 1_780_000_000.0  # 2026-05-28
@@ -110,13 +110,8 @@ class TestSealing:
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], check=True)
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "256k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 class TestFullDisk:
@@ -132,7 +127,7 @@ class TestFullDisk:
         assert "No space left on device" in failed.detail
         assert plain.exists()
         assert not list(tiny_disk.rglob("*.partial"))  # no half-sealed file left behind
-        subprocess.run(["mount", "-o", "remount,size=2m", str(tiny_disk)], check=True)
+        resize_tmpfs(tiny_disk, "2m")
         assert asyncio.run(archive.sweep(min_age=0.0)) == 1
         stored = published.events[-1]
         assert stored.state is d.RecordingState.STORED  # whole: 10.0 s of a 10.2 s bridge
@@ -147,7 +142,7 @@ class TestFullDisk:
         write_tone(plain, 10.0)
         finish(archive, p.Recorded(leg="L", path=str(plain), seconds=30.0))  # cut short
         assert published.events[-1].state is d.RecordingState.FAILED
-        subprocess.run(["mount", "-o", "remount,size=2m", str(tiny_disk)], check=True)
+        resize_tmpfs(tiny_disk, "2m")
         asyncio.run(archive.sweep(min_age=0.0))
         assert published.events[-1].state is d.RecordingState.INCOMPLETE
         assert "10.0s of 30.0s" in published.events[-1].detail

@@ -34,6 +34,7 @@ from callrouter.adapters.store_spool import (
 from callrouter.adapters.store_sqlite import CallStore
 from callrouter.core.domain import DomainEvent
 from callrouter.settings.config import Config
+from tests.tmpfs import mounted_tmpfs
 
 from .scripted_calls import T0, abandoned_in_hunt, connected_call, ivr_hangup
 
@@ -54,18 +55,8 @@ BEFORE_FILL = 4  # CallOffered .. SpecialtyChosen are written; the disk fills be
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs of its own, unmounted at the end whatever happened."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(mount)],
-        check=True,
-        timeout=10,
-    )
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "2m") as mount:
         yield mount
-    finally:
-        if subprocess.run(["umount", str(mount)], check=False, timeout=10).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount)], check=True, timeout=10)
 
 
 def fill(disk: Path) -> Path:

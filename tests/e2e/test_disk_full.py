@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.tmpfs import mounted_tmpfs
+
 from . import records
 from .conftest import E2E, member, needs_tools
 from .running_engine import RunningEngine, engine_ports
@@ -22,18 +24,8 @@ pytestmark = [needs_tools, pytest.mark.sip, pytest.mark.timeout(90)]
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[Path]:
     """An 8 MiB tmpfs for the records alone, unmounted at the end whatever happened."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs", str(mount)],
-        check=True,
-        timeout=10,
-    )
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "8m") as mount:
         yield mount
-    finally:
-        if subprocess.run(["umount", str(mount)], check=False, timeout=10).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount)], check=True, timeout=10)
 
 
 def until(condition: Callable[[], bool], what: str, engine: RunningEngine) -> None:

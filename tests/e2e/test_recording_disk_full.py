@@ -4,13 +4,14 @@ kept (the engine's sweep seals it once there is room: tests/adapters/test_record
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.tmpfs import mounted_tmpfs
 
 from . import records
 from .conftest import E2E, member, needs_tools
@@ -23,18 +24,8 @@ pytestmark = [needs_tools, pytest.mark.sip, pytest.mark.timeout(120)]
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """64 KiB for the recordings: about four seconds of 8 kHz audio."""
-    mount = tmp_path / "rec-disk"
-    mount.mkdir()
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(mount)],
-        check=True,
-        timeout=10,
-    )
-    try:
+    with mounted_tmpfs(tmp_path / "rec-disk", "64k") as mount:
         yield mount
-    finally:
-        if subprocess.run(["umount", str(mount)], check=False, timeout=10).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount)], check=True, timeout=10)
 
 
 class TestRecordingDiskFull:

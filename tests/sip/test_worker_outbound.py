@@ -103,6 +103,16 @@ class TestDial:
         run(main)
 
 
+async def answer_gp_and_dial(pool: WorkerPool, events: Events, consultant: str) -> p.Incoming:
+    """Answer the GP's call and dial the consultant (leg L1) beside it; both answered."""
+    incoming = await events.expect(p.Incoming)
+    pool.send(p.Answer(leg=incoming.leg))
+    pool.send(p.Dial(leg="L1", uri=f"sip:consultant@{consultant}"), near=incoming.leg)
+    await events.expect(p.Answered, leg="L1")
+    await events.expect(p.Answered, leg=incoming.leg)
+    return incoming
+
+
 class TestBridge:
     """Bridge joins a GP and a consultant; a BYE from one side ends that leg only."""
 
@@ -116,14 +126,7 @@ class TestBridge:
                     sipp("uas_answer_wait_bye.xml", tmp_path) as consultant,
                     sipp("uac_answer_bye.xml", tmp_path, remote=remote, pause_ms=1500) as gp,
                 ):
-                    incoming = await events.expect(p.Incoming)
-                    pool.send(p.Answer(leg=incoming.leg))
-                    pool.send(
-                        p.Dial(leg="L1", uri=f"sip:consultant@{consultant.uri_host}"),
-                        near=incoming.leg,
-                    )
-                    await events.expect(p.Answered, leg="L1")
-                    await events.expect(p.Answered, leg=incoming.leg)
+                    incoming = await answer_gp_and_dial(pool, events, consultant.uri_host)
                     pool.send(p.Bridge(a=incoming.leg, b="L1"))
                     await events.expect(p.HungUp, leg=incoming.leg)  # the GP's BYE
                     await events.expect(p.LegClosed, leg=incoming.leg)
@@ -164,14 +167,7 @@ class TestRecording:
                     sipp("uas_answer_wait_bye.xml", tmp_path) as consultant,
                     sipp("uac_audio_bye.xml", tmp_path, remote=remote, pause_ms=3000) as gp,
                 ):
-                    incoming = await events.expect(p.Incoming)
-                    pool.send(p.Answer(leg=incoming.leg))
-                    pool.send(
-                        p.Dial(leg="L1", uri=f"sip:consultant@{consultant.uri_host}"),
-                        near=incoming.leg,
-                    )
-                    await events.expect(p.Answered, leg="L1")
-                    await events.expect(p.Answered, leg=incoming.leg)
+                    incoming = await answer_gp_and_dial(pool, events, consultant.uri_host)
                     pool.send(p.Bridge(a=incoming.leg, b="L1", record=str(wav)))
                     await events.expect(p.HungUp, leg=incoming.leg)
                     recorded = await events.expect(p.Recorded, leg=incoming.leg)
@@ -201,14 +197,7 @@ class TestRecording:
                     sipp("uas_answer_wait_bye.xml", tmp_path) as consultant,
                     sipp("uac_answer_bye.xml", tmp_path, remote=remote, pause_ms=1500) as gp,
                 ):
-                    incoming = await events.expect(p.Incoming)
-                    pool.send(p.Answer(leg=incoming.leg))
-                    pool.send(
-                        p.Dial(leg="L1", uri=f"sip:consultant@{consultant.uri_host}"),
-                        near=incoming.leg,
-                    )
-                    await events.expect(p.Answered, leg="L1")
-                    await events.expect(p.Answered, leg=incoming.leg)
+                    incoming = await answer_gp_and_dial(pool, events, consultant.uri_host)
                     nowhere = str(tmp_path / "no-such-dir" / "call.wav")
                     pool.send(p.Bridge(a=incoming.leg, b="L1", record=nowhere))
                     failed = await events.expect(p.Recorded, leg=incoming.leg)
