@@ -7,11 +7,13 @@ its own ports, tree, database and peers; every process is stopped or killed when
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from tests.sip.conftest import free_port
 
@@ -44,14 +46,27 @@ class E2E:
     peers: Peers
     engine: RunningEngine | None = None
 
-    def start(self, spec: TreeSpec) -> RunningEngine:
+    def start(
+        self,
+        spec: TreeSpec,
+        *,
+        config: Callable[[dict[str, Any]], None] | None = None,
+        db: Path | None = None,
+    ) -> RunningEngine:
+        """Write the tree for ``spec`` (``config`` may edit config.yaml's contents first) and
+        start the engine on it, its records in ``db`` (default: the test's tmp directory)."""
         ports = engine_ports()
         root = self.tmp_path / "tree"
         write_tree(root, spec, ports, self.prompt_cache)
+        if config is not None:
+            path = root / "config.yaml"
+            contents = yaml.safe_load(path.read_text())
+            config(contents)
+            path.write_text(yaml.safe_dump(contents, sort_keys=False))
         self.engine = RunningEngine(
             config=root / "config.yaml",
             ports=ports,
-            db=self.tmp_path / "records.sqlite3",
+            db=db or self.tmp_path / "records.sqlite3",
             log_path=self.tmp_path / "engine.log",
         )
         self.engine.start()

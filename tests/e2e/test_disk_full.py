@@ -7,16 +7,16 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 
 from tests.tmpfs import mounted_tmpfs
 
 from . import records
 from .conftest import E2E, member, needs_tools
-from .running_engine import RunningEngine, engine_ports
-from .tree import NUMBER, TreeSpec, write_tree
+from .running_engine import RunningEngine
+from .tree import NUMBER, TreeSpec
 
 pytestmark = [needs_tools, pytest.mark.sip, pytest.mark.timeout(90)]
 
@@ -44,15 +44,12 @@ class TestDiskFull:
         self, e2e: E2E, disk: Path
     ) -> None:
         consultant = member("c-disk")
-        ports = engine_ports()
-        root = e2e.tmp_path / "tree"
-        write_tree(root, TreeSpec(members=(consultant,)), ports, e2e.prompt_cache)
-        config = yaml.safe_load((root / "config.yaml").read_text())
-        config["database"]["spool_reserve_mib"] = 1  # preallocated before the disk fills
-        (root / "config.yaml").write_text(yaml.safe_dump(config))
+
+        def small_spool(config: dict[str, Any]) -> None:
+            config["database"]["spool_reserve_mib"] = 1  # preallocated before the disk fills
+
         db = disk / "records.sqlite3"
-        engine = e2e.engine = RunningEngine(root / "config.yaml", ports, db, e2e.tmp_path / "log")
-        engine.start()
+        engine = e2e.start(TreeSpec(members=(consultant,)), config=small_spool, db=db)
 
         accepts = e2e.peers.consultant(
             "consultant", "uas_accept.xml", port=consultant.port, ring_ms=200, key_ms=200

@@ -9,38 +9,17 @@ connected call whose record carries the number proves no invalid-choice prompt w
 from __future__ import annotations
 
 import pytest
-import yaml
 
 from callrouter.adapters.sealing import SealingKey, open_field
 from callrouter.sinks import nhs_context
 
 from . import records
 from .conftest import E2E, member, needs_tools
-from .running_engine import RunningEngine, engine_ports
-from .tree import AREA, NUMBER, TreeSpec, write_tree
+from .tree import NUMBER, TreeSpec
 
 pytestmark = [needs_tools, pytest.mark.sip, pytest.mark.timeout(90)]
 
 NHS_NUMBER = "4010294701"  # what uac_nhs_hash_menu.xml keys, then '#', then '1' (see there)
-
-
-def start_with_nhs_capture(e2e: E2E, spec: TreeSpec, mode: str) -> RunningEngine:
-    """``e2e.start`` with the test dialplan's ``nhs_number`` set to ``mode``."""
-    ports = engine_ports()
-    root = e2e.tmp_path / "tree"
-    write_tree(root, spec, ports, e2e.prompt_cache)
-    path = root / "dialplans" / f"{AREA}.yaml"
-    plan = yaml.safe_load(path.read_text())
-    plan["nhs_number"] = mode
-    path.write_text(yaml.safe_dump(plan, sort_keys=False))
-    e2e.engine = RunningEngine(
-        config=root / "config.yaml",
-        ports=ports,
-        db=e2e.tmp_path / "records.sqlite3",
-        log_path=e2e.tmp_path / "engine.log",
-    )
-    e2e.engine.start()
-    return e2e.engine
 
 
 class TestNhsNumberThenHash:
@@ -48,8 +27,10 @@ class TestNhsNumberThenHash:
 
     def test_number_hash_and_menu_key_reach_the_consultant(self, e2e: E2E) -> None:
         consultant = member("c-nhs")
-        spec = TreeSpec(members=(consultant,), extra_ivr={"max_attempts": 1})
-        engine = start_with_nhs_capture(e2e, spec, "required")
+        spec = TreeSpec(
+            members=(consultant,), extra_ivr={"max_attempts": 1}, nhs_number="required"
+        )
+        engine = e2e.start(spec)
         accepts = e2e.peers.consultant(
             "accepts", "uas_accept.xml", port=consultant.port, ring_ms=300, key_ms=300
         )

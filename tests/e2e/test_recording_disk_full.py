@@ -7,16 +7,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 
 from tests.tmpfs import mounted_tmpfs
 
 from . import records
 from .conftest import E2E, member, needs_tools
-from .running_engine import RunningEngine, engine_ports
-from .tree import NUMBER, TreeSpec, write_tree
+from .tree import NUMBER, TreeSpec
 
 pytestmark = [needs_tools, pytest.mark.sip, pytest.mark.timeout(120)]
 
@@ -35,19 +34,11 @@ class TestRecordingDiskFull:
         self, e2e: E2E, small_disk: Path
     ) -> None:
         consultant = member("c-full")
-        ports = engine_ports()
-        root = e2e.tmp_path / "tree"
-        write_tree(root, TreeSpec(members=(consultant,), record=True), ports, e2e.prompt_cache)
-        config = yaml.safe_load((root / "config.yaml").read_text())
-        config["recording"]["directory"] = str(small_disk)
-        (root / "config.yaml").write_text(yaml.safe_dump(config))
-        engine = e2e.engine = RunningEngine(
-            config=root / "config.yaml",
-            ports=ports,
-            db=e2e.tmp_path / "records.sqlite3",
-            log_path=e2e.tmp_path / "engine.log",
-        )
-        engine.start()
+
+        def on_small_disk(config: dict[str, Any]) -> None:
+            config["recording"]["directory"] = str(small_disk)
+
+        engine = e2e.start(TreeSpec(members=(consultant,), record=True), config=on_small_disk)
         accepts = e2e.peers.consultant(
             "accepts", "uas_accept.xml", port=consultant.port, ring_ms=300, key_ms=300
         )
