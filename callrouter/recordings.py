@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import time
 import wave
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,8 @@ INCOMING: Final = "incoming"
 SEALED_SUFFIX: Final = ".wav.sealed"
 SHORT_BY_SECONDS: Final = 1.0  # audio this much shorter than the bridge = incomplete
 SWEEP_SECONDS: Final = 60.0
+
+_CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 Publish = Callable[[d.DomainEvent], Awaitable[None]]
 
@@ -87,6 +90,8 @@ class RecordingArchive:
 
     def find(self, call_id: str) -> Path | None:
         """The sealed file of ``call_id``, wherever its month put it."""
+        if not _CALL_ID.fullmatch(call_id):  # typed by a person: never a path or a pattern
+            raise FileNotFoundError(f"not a call id: {call_id[:80]!r}")
         matches = sorted(self.directory.glob(f"*/*/{call_id}{SEALED_SUFFIX}"))
         return matches[0] if matches else None
 
