@@ -30,6 +30,7 @@ from callrouter.adapters.metrics import Metrics
 from callrouter.adapters.mqtt import MqttBus
 from callrouter.adapters.store_spool import MIB, SpoolOptions
 from callrouter.adapters.store_sqlite import CallStore
+from callrouter.audit import AuditTrail
 from callrouter.core.calendar import is_open
 from callrouter.core.callflow import FlowEnv
 from callrouter.core.directory import CallerDirectory
@@ -37,6 +38,7 @@ from callrouter.core.learning import MemberStats
 from callrouter.core.planner import RotaPlanSource
 from callrouter.core.strategies import strategy_named
 from callrouter.engine import Engine, EngineLimits, EnginePresence
+from callrouter.live_cover import LiveCover
 from callrouter.prompt_set import PreparedPrompts, prompts_of
 from callrouter.settings.dialplan import Dialplan
 from callrouter.settings.errors import ConfigError
@@ -158,6 +160,8 @@ async def _run_with_store(
         log_level=4 if cfg.logging.sip_message_dumps else 2,
     )
     pool = WorkerPool([worker], observer=metrics)
+    trail = AuditTrail(store)  # availability, live overrides and reloads, append-only
+    cover = await LiveCover.load(settings, trail, store)  # live overrides in force, from SQLite
     bus = None
     bus_task: asyncio.Task[None] | None = None
     try:
@@ -177,16 +181,18 @@ async def _run_with_store(
                 password=cfg.mqtt.password,
                 keepalive=cfg.mqtt.keepalive_seconds,
                 observer=metrics,
+                on_availability=trail.availability,
+                commands=cover.handle if cfg.mqtt.live_cover else None,
             )
             bus_task = asyncio.create_task(bus.run(), name="mqtt")
             bus_task.add_done_callback(_log_crash)
 
         stats = MemberStats()
         presence = EnginePresence(bus.is_available if bus is not None else None)
-        env = build_env(settings, presence, stats)
+        env = build_env(cover.settings, presence, stats)
         engine = Engine(
             sip=pool,
-            dialplans=settings,
+            dialplans=cover.settings,
             env=env,
             presence=presence,
             prompts=prompts,
@@ -203,6 +209,9 @@ async def _run_with_store(
                 metrics.set_worker_slots_free(pool.free_slots)
 
         engine.on_worker_event = on_worker_event
+        cover.on_change = lambda merged: engine.reload(
+            merged, build_env(merged, engine.presence, engine.env.stats)
+        )
         return await _serve(
             engine=engine,
             settings=settings,
@@ -210,11 +219,14 @@ async def _run_with_store(
             prompts=prompts,
             options=options,
             pool=pool,
+            trail=trail,
+            cover=cover,
         )
     finally:
         await close_all(
             [
                 ("mqtt", lambda: _cancel(bus_task)),
+                ("audit", trail.drain),
                 ("sip_workers", pool.aclose),
                 ("metrics", lambda: asyncio.to_thread(metrics_server.close)),
             ]
@@ -258,6 +270,8 @@ async def _serve(
     prompts: PreparedPrompts,
     options: RunOptions,
     pool: WorkerPool,
+    trail: AuditTrail,
+    cover: LiveCover,
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -271,10 +285,13 @@ async def _serve(
         declare_areas(metrics, fresh)
 
     async def reload() -> None:
-        fresh = await reload_settings(engine, settings.config_path, prepare)
+        errors: list[str] = []
+        fresh = await reload_settings(engine, settings.config_path, prepare, errors.append)
         metrics.config_reloaded(ok=fresh is not None, now=time.time())
+        trail.config_reload(str(settings.config_path), errors[0] if errors else None)
         if fresh is not None:
             current[0] = fresh
+            cover.rebase(fresh)  # the live overrides, checked against the new rotas
 
     def on_sighup() -> None:
         task = asyncio.create_task(reload(), name="reload")
@@ -325,23 +342,31 @@ def _log_crash(task: asyncio.Task[None]) -> None:
 
 
 async def reload_settings(
-    engine: Engine, config_path: Path, prepare: Callable[[Settings], Awaitable[None]]
+    engine: Engine,
+    config_path: Path,
+    prepare: Callable[[Settings], Awaitable[None]],
+    on_error: Callable[[str], None] | None = None,
 ) -> Settings | None:
     """Load the tree again; on any error keep what runs. Returns the new settings if taken.
 
     ``prepare`` makes the new tree's prompts (and metric series) before any call can use them,
-    so no call makes audio on the event loop mid-call.
+    so no call makes audio on the event loop mid-call. ``on_error`` is given a refusal's error
+    text (the audit trail keeps it).
     """
     systemd.reloading()
     try:
         fresh = await asyncio.to_thread(load_settings, config_path)
     except ConfigError as error:
         _reload_failed("reload_rejected", str(error))
+        if on_error is not None:
+            on_error(str(error))
         return None
     try:
         await prepare(fresh)
     except Exception as error:  # e.g. TTS missing or disk full: keep what runs
         _reload_failed("reload_prepare_failed", repr(error))
+        if on_error is not None:
+            on_error(repr(error))
         return None
     engine.reload(fresh, build_env(fresh, engine.presence, engine.env.stats))
     log.info("reloaded", areas=sorted(fresh.dialplans))

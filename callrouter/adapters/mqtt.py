@@ -8,11 +8,19 @@ Topics, under a configured prefix (no names or phone numbers ever go in a topic)
 - ``<prefix>/events/<event_type>`` — one JSON message per domain event (``call_offered``,
   ``connected``...). The caller number is masked and the NHS number never leaves the engine.
 - ``<prefix>/availability/<member_id>`` — retained, written by a rota app or a consultant's own
-  status button: ``available`` / ``unavailable`` or ``{"available": bool}``; an empty retained
-  message clears the mark. Anyone who may publish there can take a consultant out of the hunt,
+  status button: ``available`` / ``unavailable`` or ``{"available": bool}``, optionally with
+  ``"until"`` (ISO 8601 with an offset: the mark expires then) and ``"by"`` (who set it, for the
+  audit); an empty retained message clears the mark. Each change is handed to
+  ``on_availability`` (the audit trail); a retained message redelivered on reconnect changes
+  nothing and is not. Anyone who may publish there can take a consultant out of the hunt,
   so restrict it with the broker's ACLs. Marks are kept across reconnects and refreshed by the
   retained messages that re-subscribing brings; a mark *cleared* while we were away is not
   redelivered (MQTT has nothing to send), so it stays until the next message for that member.
+
+- ``<prefix>/commands/override`` — live cover commands (only with a ``commands`` handler,
+  ``callrouter.live_cover``): each is answered on ``<prefix>/commands/override/response``.
+  Anyone who may publish there can change who is rung: the broker's ACLs must allow it only to
+  the rota app's account (``docs/live-cover.md``).
 
 Events are queued (bounded, oldest dropped and counted) so that a slow or absent broker never
 blocks or slows a call. Nothing a publisher sends can stop the bus: an availability message that is
@@ -34,7 +42,7 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
@@ -44,15 +52,18 @@ import structlog
 from callrouter import __version__
 from callrouter.adapters.masking import mask_all_digits
 from callrouter.core import domain as d
+from callrouter.core.availability import AvailabilityMarks, Mark, TooManyMarksError
 
 log = structlog.get_logger("callrouter.mqtt")
 
 QOS: Final = 1
 DEFAULT_QUEUE_SIZE: Final = 10_000
 STOP_PUBLISH_TIMEOUT: Final = 2.0  # seconds the "offline" message may take on a clean stop
-# The longest valid availability message is ``{"available": false}`` with some spacing; anything
-# far longer is not one, and refusing it before parsing bounds the parser's work and depth.
+# The longest valid availability message is ``{"available": false, "until": "<ISO 8601>", "by":
+# "<64 characters>"}`` with some spacing; anything far longer is not one, and refusing it before
+# parsing bounds the parser's work and depth.
 MAX_AVAILABILITY_BYTES: Final = 256
+MAX_BY_CHARS: Final = 64
 # Marks are kept per member id taken from the topic: a publisher inventing ids must not be able
 # to grow the table without bound. Far above any real rota (the shipped one has 216 members).
 MAX_AVAILABILITY_MARKS: Final = 10_000
@@ -64,6 +75,7 @@ REJECT_REASONS: Final = (
     "bad_json",
     "bad_topic",
     "too_many_members",
+    "refused_command",  # a well-formed command the rotas cannot take (answered with why)
 )
 
 # One topic level: no separators, no wildcards, nothing a name or number would need.
@@ -112,30 +124,84 @@ def parse_availability(payload: bytes) -> bool | None:
     Raises RejectedPayload for anything else, so a typo never silently changes a consultant's
     state and a hostile payload never reaches a parser that could blow its stack.
     """
-    if len(payload) > MAX_AVAILABILITY_BYTES:
+    mark = parse_mark(payload)
+    return None if mark is None else mark.available
+
+
+def decode_json_object(payload: bytes, limit: int) -> tuple[str, dict[str, Any] | None]:
+    """The payload's text (stripped), and its JSON object if it is one; bounded and checked
+    before the parser sees it. Raises RejectedPayload (too_large, not_utf8, bad_json)."""
+    if len(payload) > limit:
         raise RejectedPayload("too_large", f"{len(payload)} bytes")
     try:
         text = payload.decode("utf-8").strip()
     except UnicodeDecodeError as error:
         raise RejectedPayload("not_utf8", str(error)) from None
-    if not text:
-        return None
-    lowered = text.lower()
-    if lowered in {"available", "unavailable"}:
-        return lowered == "available"
     if not text.startswith("{"):
-        raise RejectedPayload("bad_shape", repr(text[:40]))
+        return text, None
     try:
         decoded = json.loads(text)
     except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
         raise RejectedPayload("bad_json", str(error)[:80]) from None
+    if not isinstance(decoded, dict):
+        raise RejectedPayload("bad_shape", repr(text[:40]))
+    return text, decoded
+
+
+def parse_by(value: object) -> str | None:
+    """The optional ``by`` of a message: who says they sent it, short and printable."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_BY_CHARS or not value.isprintable():
+        raise RejectedPayload("bad_shape", f"'by' must be 1-{MAX_BY_CHARS} printable characters")
+    return value
+
+
+def parse_instant(value: object, field: str) -> float:
+    """An ISO 8601 date-time *with* an offset, as POSIX seconds."""
+    if not isinstance(value, str):
+        raise RejectedPayload("bad_shape", f"{field!r} must be an ISO 8601 string")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise RejectedPayload("bad_shape", f"{field!r} is not ISO 8601: {value[:40]!r}") from None
+    if when.tzinfo is None:
+        raise RejectedPayload("bad_shape", f"{field!r} needs an offset, e.g. +00:00")
+    return when.timestamp()
+
+
+def parse_mark(payload: bytes) -> Mark | None:
+    """An availability message as a ``Mark``; None for an empty (cleared) retained message."""
+    text, decoded = decode_json_object(payload, MAX_AVAILABILITY_BYTES)
+    if not text:
+        return None
+    if decoded is None:
+        lowered = text.lower()
+        if lowered in {"available", "unavailable"}:
+            return Mark(lowered == "available")
+        raise RejectedPayload("bad_shape", repr(text[:40]))
     if (
-        isinstance(decoded, dict)
-        and set(decoded) == {"available"}
-        and isinstance(decoded["available"], bool)
+        "available" not in decoded
+        or not set(decoded) <= {"available", "until", "by"}
+        or not isinstance(decoded["available"], bool)
     ):
-        return bool(decoded["available"])
-    raise RejectedPayload("bad_shape", repr(text[:40]))
+        raise RejectedPayload("bad_shape", repr(text[:40]))
+    until = decoded.get("until")
+    return Mark(
+        bool(decoded["available"]),
+        None if until is None else parse_instant(until, "until"),
+        parse_by(decoded.get("by")),
+    )
+
+
+class CommandHandler(Protocol):
+    """Carries out one command message; returns the response's body (``"ok"`` says how it went).
+    Raises RejectedPayload for a message that is not a command at all."""
+
+    def __call__(self, topic: str, payload: bytes) -> Awaitable[dict[str, Any]]: ...
+
+
+AvailabilityListener = Callable[[str, str, Mark | None], None]  # topic, member id, mark
 
 
 def _as_bytes(payload: object) -> bytes:
@@ -170,6 +236,9 @@ class MqttBus:
         backoff_max: float = 30.0,
         timeout: float = 10.0,
         observer: BusObserver | None = None,
+        clock: Callable[[], float] = time.time,
+        on_availability: AvailabilityListener | None = None,
+        commands: CommandHandler | None = None,
     ) -> None:
         if not _PREFIX.match(topic_prefix):
             raise ValueError(f"topic prefix {topic_prefix!r}: use levels of [A-Za-z0-9_.-]")
@@ -191,7 +260,10 @@ class MqttBus:
         self._started_at = datetime.fromtimestamp(time.time(), tz=UTC).isoformat()
         self._pending: deque[tuple[str, bytes]] = deque(maxlen=queue_size)
         self._wakeup = asyncio.Event()
-        self._availability: dict[str, bool] = {}
+        self._marks = AvailabilityMarks(MAX_AVAILABILITY_MARKS)
+        self._clock = clock
+        self._availability_listener = on_availability
+        self._commands = commands
         self._seq = 0
         self._connected = False
         self._observer = observer
@@ -221,6 +293,14 @@ class MqttBus:
     def availability_filter(self) -> str:
         return f"{self._prefix}/availability/+"
 
+    @property
+    def command_topic(self) -> str:
+        return f"{self._prefix}/commands/override"
+
+    @property
+    def response_topic(self) -> str:
+        return f"{self._prefix}/commands/override/response"
+
     # -- what the engine calls ----------------------------------------------------------------
 
     @property
@@ -232,12 +312,16 @@ class MqttBus:
         return len(self._pending)
 
     def is_available(self, member_id: str) -> bool:
-        """False only when the bus has an "unavailable" mark for the member; unknown → True."""
-        return self._availability.get(member_id, True)
+        """False only when the bus has an "unavailable" mark for the member that has not
+        expired (``until``, by the injected clock); unknown or expired → True."""
+        return self._marks.is_available(member_id, self._clock())
 
     def availability(self) -> dict[str, bool]:
-        """A copy of every mark seen (for the health page and tests)."""
-        return dict(self._availability)
+        """A copy of every mark in force (for the health page and tests); expired ones dropped."""
+        return self._marks.snapshot(self._clock())
+
+    def mark_of(self, member_id: str) -> Mark | None:
+        return self._marks.current(member_id, self._clock())
 
     def publish_event(self, event: d.DomainEvent) -> None:
         """Queue the event for the bus. Never blocks and never raises: a call must not notice."""
@@ -248,6 +332,9 @@ class MqttBus:
         except Exception:  # a bad event must not reach the caller's call
             log.exception("bus_event_unserialisable", event_type=type(event).__name__)
             return
+        self._enqueue(topic, payload)
+
+    def _enqueue(self, topic: str, payload: bytes) -> None:
         if len(self._pending) == self._pending.maxlen:
             self.dropped += 1  # the deque drops the oldest on append
         self._pending.append((topic, payload))
@@ -325,6 +412,8 @@ class MqttBus:
         try:
             await client.publish(self.status_topic, self._status("online"), qos=QOS, retain=True)
             await client.subscribe(self.availability_filter, qos=QOS)
+            if self._commands is not None:
+                await client.subscribe(self.command_topic, qos=QOS)
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._pump(client))
                 tasks.create_task(self._listen(client))
@@ -356,7 +445,11 @@ class MqttBus:
         # Also the connection's watchman: it raises MqttError when the broker goes away, which
         # ends the session (and wakes a publish that would otherwise wait for its PUBACK).
         async for message in client.messages:
-            self._on_availability(message.topic.value, _as_bytes(message.payload))
+            topic = message.topic.value
+            if topic == self.command_topic:
+                await self._on_command(topic, _as_bytes(message.payload))
+            else:
+                self._on_availability(topic, _as_bytes(message.payload))
 
     def _reject(self, reason: str, size: int) -> None:
         first = reason not in self.rejected
@@ -373,15 +466,41 @@ class MqttBus:
             self._reject("bad_topic", len(payload))
             return
         try:
-            mark = parse_availability(payload)
+            mark = parse_mark(payload)
         except RejectedPayload as rejected:
             self._reject(rejected.reason, len(payload))
             return
-        if mark is None:
-            self._availability.pop(member_id, None)
-        elif member_id in self._availability or len(self._availability) < MAX_AVAILABILITY_MARKS:
-            self._availability[member_id] = mark
-        else:
+        try:
+            changed = self._marks.set(member_id, mark, self._clock())
+        except TooManyMarksError:
             self._reject("too_many_members", len(payload))
             return
-        log.info("bus_availability", member_id=member_id, available=mark)
+        available = None if mark is None else mark.available
+        until = None if mark is None else mark.until
+        log.info("bus_availability", member_id=member_id, available=available, until=until)
+        if changed and self._availability_listener is not None:
+            listener = self._availability_listener
+            self._tell(lambda: listener(topic, member_id, mark))
+
+    def _tell(self, report: Callable[[], None]) -> None:
+        try:
+            report()
+        except Exception:  # the audit's failure is logged by it; the bus goes on
+            log.exception("bus_listener_failed")
+
+    async def _on_command(self, topic: str, payload: bytes) -> None:
+        """Carry out a command and answer it on the response topic, whatever happens."""
+        assert self._commands is not None
+        try:
+            answer = await self._commands(topic, payload)
+        except RejectedPayload as rejected:
+            self._reject(rejected.reason, len(payload))
+            answer = {"ok": False, "request_id": None, "reason": str(rejected)}
+        except Exception as error:  # a bug must not end the session: answer and log it
+            log.exception("bus_command_failed")
+            answer = {"ok": False, "request_id": None, "reason": f"internal error: {error!r}"[:200]}
+        else:
+            if answer.get("ok") is False:
+                self._reject("refused_command", len(payload))
+        answer = {**answer, "node": self.node_id}
+        self._enqueue(self.response_topic, json.dumps(answer, ensure_ascii=False).encode())

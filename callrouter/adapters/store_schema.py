@@ -76,6 +76,46 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE calls ADD COLUMN recording_seconds REAL;
     ALTER TABLE calls ADD COLUMN recording_detail TEXT;
     """,
+    # v4: the audit trail (append-only: triggers refuse UPDATE and DELETE) and the rota
+    # overrides added live over the bus (their removal is the one update they allow).
+    """
+    CREATE TABLE audit (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        at      REAL NOT NULL,
+        kind    TEXT NOT NULL,
+        source  TEXT NOT NULL,
+        actor   TEXT,
+        subject TEXT,
+        outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'rejected')),
+        detail  TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX audit_by_at ON audit (at);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit rows are append-only: UPDATE refused'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit rows are append-only: DELETE refused'); END;
+
+    CREATE TABLE live_overrides (
+        override_id       TEXT PRIMARY KEY,
+        team_id           TEXT NOT NULL,
+        specialty         TEXT NOT NULL,
+        member_id         TEXT NOT NULL,
+        replaces          TEXT,
+        reason            TEXT,
+        from_local        TEXT NOT NULL,
+        to_local          TEXT NOT NULL,
+        to_at             REAL NOT NULL,
+        added_at          REAL NOT NULL,
+        added_by          TEXT,
+        source            TEXT NOT NULL,
+        removed_at        REAL,
+        removed_by        TEXT,
+        removed_request   TEXT
+    ) STRICT;
+    CREATE INDEX live_overrides_in_force ON live_overrides (to_at) WHERE removed_at IS NULL;
+    CREATE TRIGGER live_overrides_no_delete BEFORE DELETE ON live_overrides
+        BEGIN SELECT RAISE(ABORT, 'live overrides are kept: remove them, do not delete'); END;
+    """,
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -39,8 +39,10 @@ from callrouter.adapters.store_spool import (
     ensure_directory,
 )
 from callrouter.adapters.store_statements import (
+    AuditRecord,
     CloseInterrupted,
     Record,
+    SqlValue,
     Statement,
     statements_for,
 )
@@ -188,6 +190,16 @@ class CallStore:
     async def handle(self, event: DomainEvent) -> None:
         """Record one domain event: committed (or, with a spool, synced to the spool) on return."""
         await self._shielded(self._record(event))
+
+    async def note(self, record: AuditRecord) -> None:
+        """Record an audit row or a live-override change: like ``handle``, committed (or
+        synced to the spool) on return, in order with the call records."""
+        await self._shielded(self._record(record))
+
+    async def read(self, sql: str, params: tuple[SqlValue, ...] = ()) -> list[tuple[SqlValue, ...]]:
+        """Rows of a query (the live overrides at start-up), behind any write in progress."""
+        async with self._lock, self._conn.execute(sql, params) as cursor:
+            return [tuple(row) for row in await cursor.fetchall()]
 
     async def close_interrupted(self, now: float) -> int:
         """Close every call (and its legs) left open by a crash; return how many calls.

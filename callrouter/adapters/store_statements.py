@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from callrouter.adapters.masking import mask_number
 from callrouter.adapters.outcome import INTERRUPTED, call_outcome
+from callrouter.adapters.store_audit import AuditNoted, CoverAdded, CoverRemoved, audit_statements
 from callrouter.core.domain import (
     CallAnswered,
     CallEnded,
@@ -40,7 +41,9 @@ class CloseInterrupted:
     at: float
 
 
-Record = DomainEvent | CloseInterrupted
+# The audit records (``store_audit``) ride the same path: in order, and spooled on a full disk.
+AuditRecord = AuditNoted | CoverAdded | CoverRemoved
+Record = DomainEvent | CloseInterrupted | AuditRecord
 
 # Results where a person (or a voicemail) answered and did not accept.
 _ANSWERED_NOT_ACCEPTED = frozenset({LegResult.DECLINED, LegResult.NO_CONFIRM, LegResult.HUNG_UP})
@@ -59,6 +62,8 @@ def statements_for(event: Record) -> list[Statement]:
     match event:
         case CloseInterrupted():
             return close_interrupted_statements(event.at)
+        case AuditNoted() | CoverAdded() | CoverRemoved():
+            return audit_statements(event)
         case CallOffered():
             return [
                 (
