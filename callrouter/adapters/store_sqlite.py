@@ -27,7 +27,7 @@ from typing import Any, Final, Literal, Self, TextIO, TypeVar
 import aiosqlite
 import structlog
 
-from callrouter.adapters import store_export
+from callrouter.adapters import store_export, store_summary
 from callrouter.adapters.store_backlog import Backlog, NoObserver, StoreObserver, call_id_of
 from callrouter.adapters.store_errors import failure_kind, worth_waiting_out
 from callrouter.adapters.store_replay import read_marks, rollback, write_batch
@@ -229,6 +229,13 @@ class CallStore:
         """Write calls offered in [since, until) to ``out`` as CSV or JSON; return the row count."""
         async with self._lock:
             return await store_export.export(self._conn, since, until, fmt, out)
+
+    async def summary(
+        self, since: float | None, until: float | None, by: str
+    ) -> list[store_summary.Row]:
+        """Per-group counts and shares (``store_summary``) of calls offered in [since, until)."""
+        async with self._lock:
+            return await store_summary.summarise(self._conn, since, until, by)
 
     @property
     def _conn(self) -> aiosqlite.Connection:
