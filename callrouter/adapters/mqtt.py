@@ -411,9 +411,10 @@ class MqttBus:
     async def _session(self, client: aiomqtt.Client) -> None:
         try:
             await client.publish(self.status_topic, self._status("online"), qos=QOS, retain=True)
-            await client.subscribe(self.availability_filter, qos=QOS)
             if self._commands is not None:
+                # First: once a retained availability mark arrives, commands are heard too.
                 await client.subscribe(self.command_topic, qos=QOS)
+            await client.subscribe(self.availability_filter, qos=QOS)
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._pump(client))
                 tasks.create_task(self._listen(client))
