@@ -54,6 +54,7 @@ class TreeSpec:
     media_timeout_seconds: float = 600.0  # sipp sends no RTP besides its digits
     extra_ivr: dict[str, float] = field(default_factory=dict)
     mqtt_port: int | None = None  # a broker on 127.0.0.1 to talk to; None = no bus
+    live_cover: bool = False  # take rota overrides from <prefix>/commands/override
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,8 @@ def write_tree(root: Path, spec: TreeSpec, ports: Ports, prompt_cache: Path) -> 
             "client_id": "e2e-node",
             "keepalive_seconds": 5,
         }
+        if spec.live_cover:
+            config["mqtt"]["live_cover"] = True
     dialplan = {
         "area": AREA,
         "name": "Test advice line",
