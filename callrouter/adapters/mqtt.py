@@ -20,7 +20,7 @@ Topics, under a configured prefix (no names or phone numbers ever go in a topic)
 - ``<prefix>/commands/override`` — live cover commands (only with a ``commands`` handler,
   ``callrouter.live_cover``): each is answered on ``<prefix>/commands/override/response``.
   Anyone who may publish there can change who is rung: the broker's ACLs must allow it only to
-  the rota app's account (``docs/live-cover.md``).
+  the rota app's account (README, "Live cover and audit").
 
 Events are queued (bounded, oldest dropped and counted) so that a slow or absent broker never
 blocks or slows a call. Nothing a publisher sends can stop the bus: an availability message that is
