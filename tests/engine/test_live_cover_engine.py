@@ -48,7 +48,9 @@ async def first_rung(sip: FakeSip, leg: str) -> str:
         await settle()
     dials = sip.of(p.Dial)[before:]
     assert dials, f"no leg dialled for {leg}"
-    uri: str = dials[0].uri  # type: ignore[attr-defined]
+    dial = dials[0]
+    assert isinstance(dial, p.Dial)
+    uri = dial.uri
     await sip.events.put(p.HungUp(leg, 0))
     await settle()
     return uri.removeprefix("sip:").split("@", 1)[0]
