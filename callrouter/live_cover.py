@@ -35,7 +35,7 @@ from typing import Any, Final, Protocol
 import structlog
 from pydantic import ValidationError
 
-from callrouter.adapters.mqtt import (
+from callrouter.adapters.mqtt_payloads import (
     MAX_BY_CHARS,
     RejectedPayload,
     decode_json_object,
@@ -265,7 +265,8 @@ class LiveCover:
             if not same:
                 raise _Refused(f"request id {request_id} was used already for another command")
             return self._answer(live, "add", duplicate=True)
-        self._lives = [x for x in self._lives if x.override.to > self._now().replace(tzinfo=None)]
+        zone, now = self._base.rotas.zone, self._now()
+        self._lives = [x for x in self._lives if instant(x.override.to, zone) > now]
         if len(self._lives) >= MAX_LIVE_OVERRIDES:
             raise _Refused(f"{MAX_LIVE_OVERRIDES} live overrides in force already")
         to_at = instant(live.override.to, self._base.rotas.zone).timestamp()

@@ -115,6 +115,16 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX live_overrides_in_force ON live_overrides (to_at) WHERE removed_at IS NULL;
     CREATE TRIGGER live_overrides_no_delete BEFORE DELETE ON live_overrides
         BEGIN SELECT RAISE(ABORT, 'live overrides are kept: remove them, do not delete'); END;
+    CREATE TRIGGER live_overrides_removal_only BEFORE UPDATE ON live_overrides
+        WHEN OLD.removed_at IS NOT NULL
+          OR NEW.removed_at IS NULL
+          OR (NEW.override_id, NEW.team_id, NEW.specialty, NEW.member_id, NEW.from_local,
+              NEW.to_local, NEW.to_at, NEW.added_at, NEW.source)
+             IS NOT (OLD.override_id, OLD.team_id, OLD.specialty, OLD.member_id, OLD.from_local,
+              OLD.to_local, OLD.to_at, OLD.added_at, OLD.source)
+          OR NEW.replaces IS NOT OLD.replaces OR NEW.reason IS NOT OLD.reason
+          OR NEW.added_by IS NOT OLD.added_by
+        BEGIN SELECT RAISE(ABORT, 'a live override changes only by being removed, once'); END;
     """,
 )
 

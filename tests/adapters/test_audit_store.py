@@ -107,9 +107,45 @@ class TestAppendOnly:
         with contextlib.closing(connect(db)) as conn:
             with pytest.raises(sqlite3.IntegrityError, match="do not delete"):
                 conn.execute("DELETE FROM live_overrides")
+            with pytest.raises(sqlite3.IntegrityError, match="only by being removed, once"):
+                conn.execute("UPDATE live_overrides SET removed_at = 5, removed_by = 'again'")
+            with pytest.raises(sqlite3.IntegrityError, match="only by being removed, once"):
+                conn.execute("UPDATE live_overrides SET member_id = 'dr-x'")
             kinds = conn.execute("SELECT kind, subject, actor FROM audit ORDER BY seq").fetchall()
             assert kinds == [("override_add", "r-1", "app"), ("override_remove", "r-1", "ops")]
             assert conn.execute("SELECT removed_at FROM live_overrides").fetchone() == (T0 + 1,)
+
+    def test_a_live_override_in_force_cannot_be_edited(self, tmp_path: Path) -> None:
+        db = tmp_path / "records.sqlite3"
+
+        async def add() -> None:
+            async with await CallStore.open(db) as store:
+                await store.note(
+                    CoverAdded(
+                        T0,
+                        "r-1",
+                        "t",
+                        "cardiology",
+                        "dr-b",
+                        None,
+                        None,
+                        "2026-05-28T20:00:00",
+                        "2026-05-29T08:00:00",
+                        T0 + 3600,
+                        "app",
+                        "cr/c",
+                    )
+                )
+
+        asyncio.run(add())
+        with contextlib.closing(connect(db)) as conn:
+            for change in ("to_local = '2027-01-01T00:00:00'", "reason = 'edited'"):
+                with pytest.raises(sqlite3.IntegrityError, match="only by being removed"):
+                    conn.execute(f"UPDATE live_overrides SET {change}")
+            assert conn.execute("SELECT to_local, reason FROM live_overrides").fetchone() == (
+                "2026-05-29T08:00:00",
+                None,
+            )
 
     def test_schema_v4_is_the_audit(self) -> None:
         assert "CREATE TRIGGER audit_no_update" in MIGRATIONS[3]
