@@ -28,6 +28,7 @@ from callrouter.adapters import systemd
 from callrouter.adapters.health import HealthServer
 from callrouter.adapters.metrics import Metrics
 from callrouter.adapters.mqtt import MqttBus
+from callrouter.adapters.sealing import SealingKey
 from callrouter.adapters.store_spool import MIB, SpoolOptions
 from callrouter.adapters.store_sqlite import CallStore
 from callrouter.audit import AuditTrail
@@ -39,11 +40,12 @@ from callrouter.core.planner import RotaPlanSource
 from callrouter.core.strategies import strategy_named
 from callrouter.engine import Engine, EngineLimits, EnginePresence
 from callrouter.live_cover import LiveCover
-from callrouter.prompt_set import PreparedPrompts, prompts_of
+from callrouter.prompt_set import PreparedPrompts, prompts_of, recording_notice
+from callrouter.recordings import RecordingArchive, open_archive
 from callrouter.settings.dialplan import Dialplan
 from callrouter.settings.errors import ConfigError
 from callrouter.settings.loader import Settings, load_settings
-from callrouter.sinks import Fanout
+from callrouter.sinks import Fanout, SealNhsNumbers
 from callrouter.sip import protocol as p
 from callrouter.sip.pool import WorkerPool
 from callrouter.sip.worker_config import WorkerConfig
@@ -81,6 +83,7 @@ def build_env(settings: Settings, presence: EnginePresence, stats: MemberStats) 
         is_open=open_now,
         free_legs=lambda: 0,  # the engine gives each call its own worker's count
         max_call_seconds=settings.config.limits.max_call_seconds,
+        recording_notice=recording_notice(settings),
     )
 
 
@@ -111,6 +114,9 @@ def _publish_gauges(settings: Settings, metrics: Metrics, env: FlowEnv, now: flo
 
 async def run(config_path: Path, options: RunOptions) -> int:
     settings = load_settings(config_path)
+    security = settings.config.security
+    # Before anything opens: a key that cannot be read is a start failure, not a late surprise.
+    key = SealingKey.load(security.key_file, security.key_env) if security.has_key else None
     database = settings.config.database
     metrics = Metrics(version=__version__)  # first: the store reports its failures to it
     spool = SpoolOptions(
@@ -120,7 +126,7 @@ async def run(config_path: Path, options: RunOptions) -> int:
     )
     store = await CallStore.open(options.db or database.path, spool=spool, observer=metrics)
     try:
-        return await _run_with_store(settings, options, store, metrics)
+        return await _run_with_store(settings, options, store, metrics, key)
     finally:
         # On every path, a failed start too: the store's thread would keep the process alive.
         # Last, and bounded like every other adapter, so the records see every call's end.
@@ -129,7 +135,11 @@ async def run(config_path: Path, options: RunOptions) -> int:
 
 
 async def _run_with_store(
-    settings: Settings, options: RunOptions, store: CallStore, metrics: Metrics
+    settings: Settings,
+    options: RunOptions,
+    store: CallStore,
+    metrics: Metrics,
+    key: SealingKey | None,
 ) -> int:
     cfg = settings.config
     sip_port = options.sip_port or cfg.sip.listen_port
@@ -164,6 +174,8 @@ async def _run_with_store(
     cover = await LiveCover.load(settings, trail, store)  # live overrides in force, from SQLite
     bus = None
     bus_task: asyncio.Task[None] | None = None
+    archive: RecordingArchive | None = None
+    sweeper: asyncio.Task[None] | None = None
     try:
         readies = await pool.start()
         for ready in readies:
@@ -190,13 +202,20 @@ async def _run_with_store(
         stats = MemberStats()
         presence = EnginePresence(bus.is_available if bus is not None else None)
         env = build_env(cover.settings, presence, stats)
+        records = store if key is None else SealNhsNumbers(store, key)
+        sink = Fanout(store=records, metrics=metrics, bus=bus)
+        recording = cfg.recording
+        if recording is not None and recording.enabled and key is not None:
+            archive = await open_archive(recording.directory, key, sink.handle)
+            sweeper = asyncio.create_task(archive.sweep_forever(), name="recordings")
         engine = Engine(
             sip=pool,
             dialplans=cover.settings,
             env=env,
             presence=presence,
             prompts=prompts,
-            sink=Fanout(store=store, metrics=metrics, bus=bus),
+            sink=sink,
+            recordings=archive,
             refusals=metrics,
             limits=EngineLimits(
                 max_concurrent_calls=cfg.limits.max_concurrent_calls,
@@ -228,6 +247,7 @@ async def _run_with_store(
                 ("mqtt", lambda: _cancel(bus_task)),
                 ("audit", trail.drain),
                 ("sip_workers", pool.aclose),
+                ("recordings", lambda: _close_archive(archive, sweeper)),
                 ("metrics", lambda: asyncio.to_thread(metrics_server.close)),
             ]
         )
@@ -240,6 +260,15 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _close_archive(
+    archive: RecordingArchive | None, sweeper: asyncio.Task[None] | None
+) -> None:
+    """Let recordings being sealed finish (what does not is sealed at the next start)."""
+    await _cancel(sweeper)
+    if archive is not None:
+        await archive.drain(timeout=CLOSE_STEP_SECONDS / 2)
 
 
 async def close_all(

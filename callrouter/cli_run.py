@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from callrouter.adapters.sealing import KeyLoadError
 from callrouter.app import RunOptions, run
 from callrouter.cli_common import Subparsers, add_config_argument, settings_or_exit
 from callrouter.logsetup import configure_logging
@@ -77,7 +78,7 @@ def run_engine(args: argparse.Namespace) -> int:
     )
     try:
         return asyncio.run(run(args.config, options))
-    except (WorkerStartError, OSError) as error:  # a port taken, a directory not writable…
+    except (WorkerStartError, OSError, KeyLoadError) as error:  # a port taken, no key file…
         print(f"callrouter run: cannot start: {error}", file=sys.stderr)
         return EXIT_START
     except sqlite3.Error as error:  # the records cannot be opened where configured

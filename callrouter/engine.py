@@ -65,6 +65,14 @@ class DialplanLookup(Protocol):
     def dialplan_for(self, called: str) -> Dialplan | None: ...
 
 
+class RecordingPort(Protocol):
+    """Where bridged calls are recorded (recordings.RecordingArchive)."""
+
+    def plain_path(self, call_id: str) -> str: ...
+
+    def finished(self, recorded: p.Recorded) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class EngineLimits:
     max_concurrent_calls: int
@@ -121,8 +129,10 @@ class Engine:
         clock: Callable[[], float] = time.time,
         refusals: RefusalCounter | None = None,
         refusal_log: RefusalLimiter | None = None,
+        recordings: RecordingPort | None = None,
     ) -> None:
         self._sip = sip
+        self._recordings = recordings
         self._dialplans = dialplans
         self._env = env
         self._presence = presence
@@ -213,6 +223,9 @@ class Engine:
                 log_pjsip(level, message)
             case p.Refused(status=status, source_host=source):
                 self._refused(WORKER_BUSY, status, source, event.from_user, event.to_user)
+            case p.Recorded():
+                if self._recordings is not None:
+                    self._recordings.finished(event)
             case _:
                 pass
 
@@ -376,7 +389,9 @@ class Engine:
             case c.Hangup(leg=leg, status=status):
                 sip.send(p.Hangup(session.legs[leg], status))
             case c.Bridge(a=a, b=b):
-                sip.send(p.Bridge(session.legs[a], session.legs[b]))
+                recordings = self._recordings
+                record = "" if recordings is None else recordings.plain_path(session.call_id)
+                sip.send(p.Bridge(session.legs[a], session.legs[b], record))
 
     async def hang_up_all(self, grace: float) -> None:
         """Shutdown: end every call (the GP hears nothing more) and wait ``grace`` for them."""

@@ -47,7 +47,18 @@ def prompts_of(settings: Settings) -> list[Prompt]:
     for area in sorted(settings.dialplans):
         for prompt in dialplan_prompts(settings.dialplans[area], names):
             seen.setdefault(prompt, None)
+    notice = recording_notice(settings)
+    if notice is not None:
+        seen.setdefault(notice, None)
     return list(seen)
+
+
+def recording_notice(settings: Settings) -> Prompt | None:
+    """What both parties hear before they talk when calls are recorded; None when not."""
+    recording = settings.config.recording
+    if recording is None or not recording.enabled:
+        return None
+    return Prompt(recording.notice)
 
 
 class PreparedPrompts:

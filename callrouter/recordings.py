@@ -166,3 +166,15 @@ class RecordingArchive:
                 await self.sweep()
             except OSError as error:
                 log.error("recording_sweep_failed", error=str(error))
+
+
+async def open_archive(
+    directory: Path, key: SealingKey, publish: Publish
+) -> RecordingArchive:
+    """The archive, ready: directories made, and what a previous run left in ``incoming/``
+    sealed before any worker starts writing there."""
+    archive = RecordingArchive(directory, key, publish)
+    archive.prepare()
+    left = await archive.sweep(min_age=0.0)
+    log.info("recordings_ready", directory=str(directory), sealed_leftovers=left)
+    return archive

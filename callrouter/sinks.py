@@ -11,6 +11,7 @@ from typing import Protocol
 
 import structlog
 
+from callrouter.adapters.sealing import SealingKey, seal_field
 from callrouter.core import domain as d
 
 log = structlog.get_logger("callrouter.events")
@@ -26,6 +27,26 @@ class SyncSink(Protocol):
 
 class Bus(Protocol):
     def publish_event(self, event: d.DomainEvent) -> None: ...
+
+
+class SealNhsNumbers:
+    """The store, with every NHS number sealed (adapters.sealing) before it is written or
+    spooled: the records never hold one in clear, and a sealed one opens only for its call."""
+
+    def __init__(self, store: Store, key: SealingKey) -> None:
+        self._store = store
+        self._key = key
+
+    async def handle(self, event: d.DomainEvent) -> None:
+        if isinstance(event, d.NhsNumberCaptured):
+            sealed = seal_field(self._key, event.nhs_number, nhs_context(event.call_id))
+            event = dataclasses.replace(event, nhs_number=sealed)
+        await self._store.handle(event)
+
+
+def nhs_context(call_id: str) -> str:
+    """What a sealed NHS number is bound to: its own call."""
+    return f"nhs_number/{call_id}"
 
 
 class Fanout:

@@ -32,3 +32,7 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q -e '.[test]'
   touch "$stamp"
 fi
+
+# The key that seals recordings and NHS numbers (security.key_file in config.yaml): made once,
+# never replaced. Back it up apart from the database and recordings.
+.venv/bin/callrouter keygen --config config.yaml --if-missing

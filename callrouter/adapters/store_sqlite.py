@@ -219,6 +219,23 @@ class CallStore:
         counts = await self._shielded(self._serialised([(sql, (before,))]))
         return counts[0]
 
+    async def recordings_before(self, before: float) -> list[tuple[str, str]]:
+        """(call id, sealed file) of every kept recording of a call offered before ``before``."""
+        sql = (
+            "SELECT call_id, recording_path FROM calls WHERE offered_at < ?"
+            " AND recording_path IS NOT NULL ORDER BY offered_at"
+        )
+        async with self._lock, self._conn.execute(sql, (before,)) as cursor:
+            return [(str(row[0]), str(row[1])) async for row in cursor]
+
+    async def mark_recording_purged(self, call_id: str) -> None:
+        """The call's recording file was removed under the retention rule."""
+        sql = (
+            "UPDATE calls SET recording_state = 'purged', recording_path = NULL"
+            " WHERE call_id = ?"
+        )
+        await self._shielded(self._serialised([(sql, (call_id,))]))
+
     async def export(
         self,
         since: float | None,

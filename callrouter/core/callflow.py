@@ -206,7 +206,10 @@ class CallFlow(HuntMixin, AfterMixin):
             plan, env.strategy_for(policy), env.presence, env.stats, env.free_legs()
         )
         self._wait_deadline = now + policy.max_wait_seconds
-        self.say_gp(self.dialplan.prompts.hunting)
+        if env.recording_notice is None:
+            self.say_gp(self.dialplan.prompts.hunting)
+        else:
+            self.play_gp(env.recording_notice, spoken(self.dialplan.prompts.hunting))
         self._dial(self._hunter.start(now), now)
         self._maybe_give_up(now)
 

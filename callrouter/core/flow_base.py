@@ -67,6 +67,9 @@ class FlowEnv:
     is_open: Callable[[Dialplan, float], bool]
     free_legs: Callable[[], int]
     max_call_seconds: float
+    # Said to both parties before they talk when calls are recorded (the GP with "hunting", the
+    # consultant before the accept keys); None when calls are not recorded.
+    recording_notice: Prompt | None = None
 
 
 class FlowBase(IvrMixin):

@@ -39,7 +39,7 @@ from callrouter.core.reuse import STOP_GP, bridge, dial, hangup, play_once
 _UNANSWERED = tuple(UNANSWERED)
 _DECLINED, _NO_ANSWER = d.LegResult.DECLINED, d.LegResult.NO_ANSWER  # see flow_base
 _LEG_NAMES = tuple(f"L{n}" for n in range(1, 33))  # "L1", "L2"…, made once
-_WHISPERS: dict[tuple[int, str, str], tuple[object, tuple[Prompt, ...]]] = {}
+_WHISPERS: dict[tuple[int, str, str, Prompt | None], tuple[object, tuple[Prompt, ...]]] = {}
 
 
 class HuntMixin(FlowBase):
@@ -117,7 +117,8 @@ class HuntMixin(FlowBase):
         assert self.specialty is not None
         p = self.dialplan.prompts
         practice = self.caller.practice_name or ""
-        key = (id(p), practice, self.specialty)
+        notice = self.env.recording_notice
+        key = (id(p), practice, self.specialty, notice)
         found = _WHISPERS.get(key)
         if found is not None and found[0] is p:
             return found[1]
@@ -127,6 +128,7 @@ class HuntMixin(FlowBase):
             Prompt(practice) if practice else spoken(p.whisper_unknown_practice),
             spoken(p.whisper_about),
             Prompt(name),
+            *(() if notice is None else (notice,)),
             spoken(p.whisper_keys),
         )
         if len(_WHISPERS) > 4096:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, Field, IPvAnyNetwork, ValidationInfo, field_validator
 from pydantic import model_validator as model_check
 
-from callrouter.settings.base import Frozen
+from callrouter.settings.base import Frozen, known_zone, usable_path
 from callrouter.settings.dialplan import Slug
 from callrouter.settings.errors import FieldError
 
@@ -35,11 +35,14 @@ def _resolve(value: Path, info: ValidationInfo) -> Path:
     base = (info.context or {}).get("base_dir")
     if base is None or value.is_absolute():
         return value
-    return (Path(base) / value).resolve()
+    try:
+        return usable_path((Path(base) / value).resolve())
+    except (OSError, RuntimeError) as error:  # RuntimeError: a symlink loop
+        raise ValueError(f"cannot resolve the path: {error}") from error
 
 
 IpAddress = Annotated[str, AfterValidator(_ip_address)]
-ConfigPath = Annotated[Path, AfterValidator(_resolve)]
+ConfigPath = Annotated[Path, AfterValidator(usable_path), AfterValidator(_resolve)]
 
 
 def section() -> Any:
@@ -126,6 +129,40 @@ class MqttConfig(Frozen):
         return self
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+
+
+class SecurityConfig(Frozen):
+    """Where the key that seals recordings and NHS numbers is: a file or an environment variable
+    (never the key itself, so config.yaml can stay world-readable). ``callrouter keygen PATH``
+    makes a key file."""
+
+    key_file: ConfigPath | None = None
+    key_env: EnvName | None = None
+
+    @model_check(mode="after")
+    def _one_source(self) -> Self:
+        if self.key_file is not None and self.key_env is not None:
+            raise FieldError("give key_file or key_env, not both", "key_env")
+        return self
+
+    @property
+    def has_key(self) -> bool:
+        return self.key_file is not None or self.key_env is not None
+
+
+class RecordingConfig(Frozen):
+    """Medico-legal recording of every bridged conversation, sealed at rest."""
+
+    enabled: bool = True
+    directory: ConfigPath = resolved("var/recordings")
+    retention_days: Annotated[int, Field(ge=1, le=36_500)] = RETENTION_DAYS
+    # Said to the GP before the hold music and to the consultant before the accept keys.
+    notice: Annotated[str, Field(min_length=1, max_length=300)] = (
+        "This call will be recorded for clinical safety."
+    )
+
+
 class PathsConfig(Frozen):
     dialplans: ConfigPath = resolved("dialplans")
     rotas: ConfigPath = resolved("rotas")
@@ -148,6 +185,8 @@ class Config(Frozen):
     metrics: MetricsConfig = section()
     database: DatabaseConfig = section()
     mqtt: MqttConfig | None = None  # absent = no MQTT bus
+    security: SecurityConfig = section()
+    recording: RecordingConfig | None = None  # absent = calls are not recorded
     paths: PathsConfig = section()
     timezone: str = "Europe/London"
     logging: LoggingConfig = section()
@@ -160,18 +199,20 @@ class Config(Frozen):
         ``mqtt:`` stays None: off)."""
         if not isinstance(data, dict):
             return data
-        sections = {"sip", "limits", "metrics", "database", "paths", "logging"}
+        sections = {"sip", "limits", "metrics", "database", "paths", "logging", "security"}
         return {k: {} if v is None and k in sections else v for k, v in data.items()}
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            msg = f"unknown time zone {value!r} (use an IANA name like 'Europe/London')"
-            raise ValueError(msg) from exc
-        return value
+        return known_zone(value)
+
+    @model_check(mode="after")
+    def _recording_needs_a_key(self) -> Self:
+        if self.recording is not None and self.recording.enabled and not self.security.has_key:
+            msg = "recording needs a key to seal the files: set security.key_file or key_env"
+            raise FieldError(msg, "recording", "enabled")
+        return self
 
     @model_check(mode="after")
     def _ports_distinct(self) -> Self:

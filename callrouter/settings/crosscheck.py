@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from callrouter.settings.config import Config
-from callrouter.settings.dialplan import Dialplan, Menu, normalise_number
+from callrouter.settings.dialplan import Dialplan, Menu, NhsNumberCapture, normalise_number
 from callrouter.settings.errors import ConfigIssue, Loc
 from callrouter.settings.rota import RotaFile, Rotas, Team
 from callrouter.settings.rota_checks import dst_gap_problems, reference_problems
@@ -47,6 +47,7 @@ def crosscheck(inputs: Inputs) -> list[ConfigIssue]:
         issues += _menu_and_policies(source)
         if inputs.config is not None:
             issues += _catalogue(source, inputs.config)
+            issues += _nhs_numbers_need_a_key(source, inputs.config)
     if inputs.rotas is not None:
         issues += _rota_ids(inputs.rotas)
         teams = _teams_by_id(inputs.rotas)
@@ -92,6 +93,16 @@ def _catalogue(source: SourceFile[Dialplan], config: SourceFile[Config]) -> list
             message = _unknown("specialty", slug, catalogue, config)
             issues.append(source.issue(("specialties", slug), message, at_key=True))
     return issues
+
+
+def _nhs_numbers_need_a_key(
+    source: SourceFile[Dialplan], config: SourceFile[Config]
+) -> list[ConfigIssue]:
+    """NHS numbers are stored sealed, never in clear: taking them needs the key configured."""
+    if source.model.nhs_number is NhsNumberCapture.OFF or config.model.security.has_key:
+        return []
+    message = "taking NHS numbers needs a key to seal them: set security.key_file or key_env"
+    return [source.issue(("nhs_number",), f"{message} in {config.path.name}")]
 
 
 def _menu_and_policies(source: SourceFile[Dialplan]) -> list[ConfigIssue]:

@@ -71,7 +71,7 @@ def display_path(path: Path) -> str:
     """A path relative to the working directory when it lies below it, absolute otherwise."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # elsewhere; no cwd; a symlink loop
         return str(path)
 
 

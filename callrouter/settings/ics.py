@@ -28,11 +28,15 @@ import icalendar
 import recurring_ical_events
 
 from callrouter.core.localtime import at_wall, instant
+from callrouter.settings.ics_size import most_shifts
 from callrouter.settings.rota import IcsShift, IcsSource, Layer, RotaFile, Team
+from callrouter.settings.text_file import TextFileError, read_text
 
 MEMBER_PROPERTY = "X-CALLROUTER-MEMBER"
 DEFAULT_HORIZON = timedelta(days=731)
 _EARLIEST = date(1970, 1, 1)
+MAX_NESTING = 10  # VCALENDAR > VEVENT > VALARM is three
+MAX_SHIFTS = 20_000  # two years of hourly shifts; a rota has a few a day
 
 Loc = tuple[str | int, ...]
 
@@ -53,19 +57,28 @@ def _label(event: Any) -> str:
     return str(event.get("SUMMARY") or event.get("UID") or "untitled event").strip()
 
 
+def _one(event: Any, name: str) -> Any:
+    """The event's ``name`` property (None if absent); a property written twice is an error, not a
+    list where one value belongs."""
+    value = event.get(name)
+    if isinstance(value, list):
+        raise IcsError(f"event {_label(event)!r} has {len(value)} {name} properties")
+    return value
+
+
 def _check_written(event: Any, tz: tzinfo) -> None:
     """Refuse what the expander would quietly repair: it swaps an end written before the start,
     and gives an event with neither DTEND nor DURATION no length at all."""
     label = _label(event)
-    start_prop = event.get("DTSTART")
+    start_prop = _one(event, "DTSTART")
     if start_prop is None:
         raise IcsError(f"event {label!r} has no DTSTART")
-    end_prop = event.get("DTEND")
+    end_prop = _one(event, "DTEND")
     start = _when(start_prop.dt, tz)
     if end_prop is not None and _when(end_prop.dt, tz) <= start:
         raise IcsError(f"event {label!r} at {start:%Y-%m-%d %H:%M} ends before it starts")
     timed = isinstance(start_prop.dt, datetime)
-    if timed and end_prop is None and event.get("DURATION") is None:
+    if timed and end_prop is None and _one(event, "DURATION") is None:
         raise IcsError(f"event {label!r} at {start:%Y-%m-%d %H:%M} has no DTEND or DURATION")
 
 
@@ -76,15 +89,15 @@ def _shift(event: Any, tz: tzinfo) -> IcsShift | None:
     member = str(event.get(MEMBER_PROPERTY) or event.get("SUMMARY") or "").strip()
     if not member:
         raise IcsError(f"event {label!r} names no member (give SUMMARY or {MEMBER_PROPERTY})")
-    start_prop = event.get("DTSTART")
+    start_prop = _one(event, "DTSTART")
     if start_prop is None:
         raise IcsError(f"event {label!r} has no DTSTART")
     start = _when(start_prop.dt, tz)
-    end_prop = event.get("DTEND")
+    end_prop = _one(event, "DTEND")
     if end_prop is not None:
         end = _when(end_prop.dt, tz)
-    elif event.get("DURATION") is not None:
-        end = start + event.get("DURATION").dt
+    elif _one(event, "DURATION") is not None:
+        end = start + _one(event, "DURATION").dt
     elif not isinstance(start_prop.dt, datetime):
         end = _when(start_prop.dt + timedelta(days=1), tz)
     else:
@@ -96,28 +109,67 @@ def _shift(event: Any, tz: tzinfo) -> IcsShift | None:
 
 def read_calendar(path: Path, tz: tzinfo, until: datetime, written: str | None = None) -> IcsSource:
     """Read ``path`` and expand its events up to ``until`` into an ``IcsSource``."""
-    try:
-        calendar = icalendar.Calendar.from_ical(path.read_bytes())
-    except FileNotFoundError as error:
-        raise IcsError(f"calendar not found: {path}") from error
-    except OSError as error:
-        raise IcsError(f"cannot read calendar {path}: {error}") from error
-    except ValueError as error:
-        raise IcsError(f"{path.name} is not a valid calendar: {error}") from error
+    calendar = _parse(path)
     try:
         for component in calendar.walk("VEVENT"):
             _check_written(component, tz)
-        events: Iterable[Any] = recurring_ical_events.of(calendar).between(_EARLIEST, until)
-        shifts = [shift for event in events if (shift := _shift(event, tz)) is not None]
+        shifts = _expand(calendar, tz, until)
     except IcsError as error:
         raise IcsError(f"{path.name}: {error}") from error
-    except (ValueError, TypeError) as error:  # the expander's own complaints, e.g. a bad RRULE
+    # The expander's complaints (a bad RRULE, say) are not documented: each is a bad calendar.
+    except Exception as error:
         raise IcsError(f"{path.name}: cannot expand its events: {error}") from error
     shifts.sort(key=lambda shift: (shift.start, shift.end, shift.member))
     longest = max((shift.end - shift.start for shift in shifts), default=timedelta(0))
     return IcsSource(
         path=written or path.name, shifts=tuple(shifts), covers_until=until, longest=longest
     )
+
+
+def _expand(calendar: Any, tz: tzinfo, until: datetime) -> list[IcsShift]:
+    """Every shift starting before ``until``; refused, before expanding, when the rules could
+    give more than ``MAX_SHIFTS`` (a rule repeating every second would fill memory for hours)."""
+    events = [(event, _when(_one(event, "DTSTART").dt, tz)) for event in calendar.walk("VEVENT")]
+    bound = most_shifts(events, until)
+    if bound > MAX_SHIFTS:
+        message = (
+            f"its rules could give about {bound:,.0f} shifts before {until:%Y-%m-%d}; "
+            f"a rota has at most {MAX_SHIFTS:,}"
+        )
+        raise IcsError(message)
+    expanded: Iterable[Any] = recurring_ical_events.of(calendar).between(_EARLIEST, until)
+    return [shift for event in expanded if (shift := _shift(event, tz)) is not None]
+
+
+def _parse(path: Path) -> Any:
+    """The calendar in ``path``; IcsError, naming the line:col in it where one is known."""
+    try:
+        text = read_text(path)
+    except TextFileError as error:
+        if error.line is None:
+            raise IcsError(f"calendar not found: {path}") from None
+        raise IcsError(f"{path.name}:{error.line}:{error.col}: {error.message}") from None
+    _check_nesting(path, text)
+    try:
+        return icalendar.Calendar.from_ical(text)
+    # The parser's failures on bad text are not documented: whatever it raises is a bad calendar.
+    except Exception as error:
+        raise IcsError(f"{path.name} is not a valid calendar: {error}") from None
+
+
+def _check_nesting(path: Path, text: str) -> None:
+    """Components (BEGIN:/END:) nest at most ``MAX_NESTING`` deep: the parser and the walk over
+    its result recurse once per level."""
+    depth = 0
+    for number, line in enumerate(text.splitlines(), 1):
+        name = line.partition(":")[0].upper()  # a folded line starts with a space: not a name
+        if name == "BEGIN":
+            depth += 1
+            if depth > MAX_NESTING:
+                message = f"components nested too deeply (more than {MAX_NESTING} levels)"
+                raise IcsError(f"{path.name}:{number}:1: {message}")
+        elif name == "END":
+            depth -= 1
 
 
 def read_calendars(

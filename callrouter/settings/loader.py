@@ -121,7 +121,10 @@ def _with_calendars(
 
 
 def _context(config_path: Path) -> dict[str, Any]:
-    return {"base_dir": config_path.resolve().parent}
+    try:
+        return {"base_dir": config_path.resolve().parent}
+    except (OSError, RuntimeError):  # a symlink loop: the read reports it, at the file
+        return {"base_dir": config_path.absolute().parent}
 
 
 def _has_errors(issues: Sequence[ConfigIssue]) -> bool:
@@ -145,11 +148,16 @@ def _yaml_files(
         where = _config_position(document, ("paths", key))
         message = f"not a directory: {directory}"
         return [], [ConfigIssue(config_path, *where, f"paths.{key}", message)]
-    files = sorted(
-        p
-        for p in directory.iterdir()
-        if p.suffix in YAML_SUFFIXES and p.is_file() and not p.name.startswith(".")
-    )
+    try:
+        files = sorted(
+            p
+            for p in directory.iterdir()
+            if p.suffix in YAML_SUFFIXES and p.is_file() and not p.name.startswith(".")
+        )
+    except OSError as error:
+        where = _config_position(document, ("paths", key))
+        message = f"cannot list {directory}: {error.strerror or error}"
+        return [], [ConfigIssue(config_path, *where, f"paths.{key}", message)]
     if not files:
         where = _config_position(document, ("paths", key))
         message = f"no *.yaml files in {directory}"

@@ -18,10 +18,12 @@ from __future__ import annotations
 import re
 from datetime import datetime, time, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Self, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BeforeValidator,
     ConfigDict,
@@ -31,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from callrouter.settings.base import Frozen
+from callrouter.settings.base import Frozen, known_zone, usable_path
 from callrouter.settings.dialplan import Slug, Weekday
 from callrouter.settings.errors import FieldError
 
@@ -168,11 +170,16 @@ class IcsShift(Frozen):
     label: str  # the event's SUMMARY (or UID), for messages
 
 
+def _usable_path(path: str) -> str:
+    usable_path(Path(path))
+    return path
+
+
 class IcsSource(Frozen):
     """An ICS calendar, named by ``path`` relative to the rota file. The loader reads it once
     (``callrouter.settings.ics``) and fills ``shifts``, sorted by start; None = not yet read."""
 
-    path: Annotated[str, Field(min_length=1)]
+    path: Annotated[str, Field(min_length=1), AfterValidator(_usable_path)]
     shifts: tuple[IcsShift, ...] | None = None
     covers_until: AwareDatetime | None = None  # recurring events are expanded up to here
     longest: timedelta = timedelta(0)  # the longest shift, to bound the search for overlaps
@@ -325,11 +332,7 @@ class Rotas(Frozen):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, key: str) -> str:
-        try:
-            ZoneInfo(key)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"unknown time zone {key!r}") from error
-        return key
+        return known_zone(key)
 
     @model_validator(mode="after")
     def _keys_are_ids(self) -> Self:

@@ -15,6 +15,7 @@ from pydantic_core import ErrorDetails
 from yaml.nodes import Node
 
 from callrouter.settings.errors import ConfigIssue, FieldError, Loc, Severity
+from callrouter.settings.text_file import TextFileError, read_text
 from callrouter.settings.yaml_marks import (
     Located,
     Position,
@@ -66,15 +67,14 @@ class SourceFile(Generic[M]):
 
 
 def read_document(path: Path) -> tuple[YamlDocument | None, list[ConfigIssue]]:
-    """Read and parse ``path``. An unreadable, empty or unparsable file gives issues and no
-    document; a duplicate key gives an issue *and* the document (first value kept), so the rest
-    of the file is still validated in the same run."""
+    """Read and parse ``path``. A missing, unreadable, too large, not UTF-8, empty, too deeply
+    nested or unparsable file gives issues and no document; a duplicate key gives an issue *and*
+    the document (first value kept), so the rest of the file is still validated in the same
+    run."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None, [ConfigIssue(path, None, None, "", "file not found")]
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [ConfigIssue(path, None, None, "", f"cannot read: {exc}")]
+        text = read_text(path)
+    except TextFileError as error:
+        return None, [ConfigIssue(path, error.line, error.col, "", error.message)]
     document, problems = parse_yaml(text)
     issues = [
         ConfigIssue(

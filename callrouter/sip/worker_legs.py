@@ -277,9 +277,7 @@ class LegTable:
     def _closed(self, leg: Leg, status: int, reason: str) -> None:
         self.players.stop(leg.leg_id, leg.audio, self.clock())
         audio_of = {leg_id: other.audio for leg_id, other in self.legs.items()}
-        recorded = self.recorders.stop(leg.leg_id, audio_of, self.clock())
-        if recorded is not None:
-            self.emit(recorded)
+        self.recorders.stop(leg.leg_id, audio_of, self.clock())
         peer = self.legs.get(leg.bridged_to or "")
         if peer is not None:
             peer.bridged_to = None
@@ -344,8 +342,10 @@ class LegTable:
     # ------------------------------------------------------------------ housekeeping
 
     def tick(self, now: float) -> None:
-        """Once a second: media timeouts, and destroying retired players."""
+        """Once a second: media timeouts, destroying retired players, closed recordings."""
         self.players.purge(now)
+        for recorded in self.recorders.poll(now):
+            self.emit(recorded)
         if self.config.media_timeout > 0:
             for leg in list(self.legs.values()):
                 self._check_media(leg, now)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from callrouter.adapters.sealing import SealingKey, open_field
+from callrouter.sinks import nhs_context
+
 from . import records
 from .conftest import E2E, member, needs_tools
 from .running_engine import RunningEngine, engine_ports
@@ -59,7 +62,9 @@ class TestNhsNumberThenHash:
         assert accepts.wait() == 0, accepts.explain() + engine.log()
 
         assert call["specialty"] == "cardiology"
-        assert call["nhs_number"] == NHS_NUMBER  # stored as keyed, as the records keep it today
+        key = SealingKey.parse((engine.config.parent / "var" / "sealing.key").read_text(), "key")
+        assert NHS_NUMBER not in call["nhs_number"]  # sealed at rest
+        assert open_field(key, call["nhs_number"], nhs_context(call["call_id"])) == NHS_NUMBER
         assert call["member_id"] == "c-nhs"
         names = [item.get("event") for item in engine.log_events()]
         flow = [n for n in names if n in {"NhsNumberCaptured", "SpecialtyChosen", "Connected"}]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from callrouter.adapters.sealing import SealingKey
 from callrouter.settings.loader import Settings, load_settings
 
 AREA = "testarea"
@@ -22,6 +23,7 @@ UNKNOWN_NUMBER = "02080001234"  # no dialplan answers this one
 GP_NUMBER = "01234567890"  # the From user of every GP scenario (tests/sip and tests/e2e)
 PRACTICE = "Test Surgery"
 MQTT_PREFIX = "e2e"
+NOTICE = "This call is recorded."
 LOCAL_TEAM = "test-local-cardiology"
 NCN_TEAM = "test-ncn-cardiology"
 
@@ -54,6 +56,8 @@ class TreeSpec:
     media_timeout_seconds: float = 600.0  # sipp sends no RTP besides its digits
     extra_ivr: dict[str, float] = field(default_factory=dict)
     mqtt_port: int | None = None  # a broker on 127.0.0.1 to talk to; None = no bus
+    record: bool = False  # record bridged calls (sealed under <tree>/var/recordings)
+    nhs_number: str = "off"  # the dialplan's NHS-number capture: off, optional or required
     live_cover: bool = False  # take rota overrides from <prefix>/commands/override
 
 
@@ -89,6 +93,13 @@ def write_tree(root: Path, spec: TreeSpec, ports: Ports, prompt_cache: Path) -> 
         "logging": {"level": "INFO"},
         "specialties": {SPECIALTY: SPECIALTY_NAME},
     }
+    # Every tree has a sealing key (NHS numbers need one); recording is on only when asked.
+    key_file = root / "var" / "sealing.key"
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(SealingKey.generate().text() + "\n", encoding="ascii")
+    config["security"] = {"key_file": str(key_file)}
+    if spec.record:
+        config["recording"] = {"enabled": True, "directory": "var/recordings", "notice": NOTICE}
     if spec.mqtt_port is not None:
         config["mqtt"] = {
             "host": "127.0.0.1",
@@ -106,7 +117,7 @@ def write_tree(root: Path, spec: TreeSpec, ports: Ports, prompt_cache: Path) -> 
         "prompts": {"greeting": "Welcome to the test advice line."},
         "ivr": {"first_digit_seconds": 6, "inter_digit_seconds": 3, "max_attempts": 3}
         | spec.extra_ivr,
-        "nhs_number": "off",
+        "nhs_number": spec.nhs_number,
         "hours": {"windows": [], "closed_on_bank_holidays": False},
         "unknown_callers": "allow",
         "practices": [{"id": "test-surgery", "name": PRACTICE, "numbers": [GP_NUMBER]}],

@@ -125,8 +125,8 @@ class TestBrokenCopies:
         assert result.returncode == 2
         col = tree.col("dialplans/enfield.yaml", line, ": GP")
         assert (
-            f"dialplans/enfield.yaml:{line}:{col}: YAML syntax: mapping values are not allowed here"
-            in result.stderr
+            f"dialplans/enfield.yaml:{line}:{col}: YAML syntax: mapping values are not allowed "
+            "in this context" in result.stderr
         )
 
 

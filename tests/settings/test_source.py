@@ -153,7 +153,8 @@ specialties:
 
 
 class TestFileProblems:
-    """Files that cannot be read or are empty are issues without a line, or at 1:1."""
+    """A missing file is an issue without a line; an unreadable or empty one is at 1:1, a bad
+    byte at its own line:col."""
 
     def test_missing_file(self, tmp_path: Path) -> None:
         source, issues = read_model(tmp_path / "absent.yaml", Root)
@@ -167,8 +168,9 @@ class TestFileProblems:
         path = tmp_path / "file.yaml"
         path.write_bytes(b"title: \xff\n")
         _, issues = read_model(path, Root)
-        assert issues[0].line is None
-        assert issues[0].message.startswith("cannot read")
+        assert brief(issues) == [
+            (1, 8, "", "not UTF-8: byte 0xff is not valid UTF-8 (save the file as UTF-8)")
+        ]
 
     def test_top_level_list(self, tmp_path: Path) -> None:
         issues = issues_of(tmp_path, "- a\n- b\n")

@@ -106,7 +106,7 @@ class TestRefused:
         document, problems = parse_yaml("a: 1\nb: c: d\n")
         assert document is None
         assert problems[0].position == Position(2, 5)
-        assert problems[0].message == "YAML syntax: mapping values are not allowed here"
+        assert problems[0].message == "YAML syntax: mapping values are not allowed in this context"
 
     def test_unclosed_flow_names_where_it_started(self) -> None:
         _, problems = parse_yaml("a: [1, 2\nb: 3\n")

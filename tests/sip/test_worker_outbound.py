@@ -155,7 +155,7 @@ class TestRecording:
         wav = tmp_path / "rec" / "call.wav"
         wav.parent.mkdir()
 
-        async def main() -> p.Recorded:
+        async def main() -> tuple[p.Recorded, tuple[float, float]]:
             config = worker_config()
             async with WorkerPool([config]) as pool:
                 events = Events(pool)
@@ -175,18 +175,19 @@ class TestRecording:
                     pool.send(p.Bridge(a=incoming.leg, b="L1", record=str(wav)))
                     await events.expect(p.HungUp, leg=incoming.leg)
                     recorded = await events.expect(p.Recorded, leg=incoming.leg)
+                    # finished at once, while the worker runs on: what the engine seals
+                    finished_at_report = wav_facts(wav)
                     pool.send(p.Hangup(leg="L1"))
                     await events.expect(p.LegClosed, leg="L1")
                     assert await gp.wait() == 0, gp.errors()
                     assert await consultant.wait() == 0, consultant.errors()
                 assert not events.unmatched(p.CommandError)
-                return recorded
+                return recorded, finished_at_report
 
-        recorded = run(main)
+        recorded, (seconds, rms) = run(main)
         assert recorded.error == ""
         assert recorded.path == str(wav)
         assert 2.5 < recorded.seconds < 4.5  # the GP's 3 s pause, give or take the signalling
-        seconds, rms = wav_facts(wav)
         assert abs(seconds - recorded.seconds) < 0.5
         assert rms > 100  # the GP's G.711 speech, not silence
 
