@@ -1,8 +1,9 @@
 """The SQL that records each domain event: pure functions, easy to read next to the schema.
 
-``CloseInterrupted`` is the one record that is not a domain event: start-up closing calls a
-crash left open. It is a record like the others so that, when earlier records are waiting in
-the spool, it is applied in order behind them.
+Two kinds of record are not domain events: ``CloseInterrupted`` (start-up closing calls a crash
+left open) and the audit records of ``store_audit`` (audit rows, live overrides added and
+removed). They are records like the others so that, when earlier records are waiting in the
+spool, they are applied in order behind them, and wait out a full disk the same way.
 """
 
 from __future__ import annotations
