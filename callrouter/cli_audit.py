@@ -8,6 +8,7 @@ POSIX seconds. Reads the database read-only: safe while the engine runs.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Literal, TextIO, cast
@@ -47,7 +48,7 @@ def run_audit(args: argparse.Namespace, stdout: TextIO | None = None) -> int:
         else:
             with Path(args.output).open("w", encoding="utf-8", newline="") as file:
                 count = export_audit(args.db, args.since, args.until, fmt, file)
-    except NoAuditError as error:
+    except (NoAuditError, sqlite3.Error) as error:
         print(f"callrouter audit: {error}", file=sys.stderr)
         return 1
     print(f"exported {count} audit rows", file=sys.stderr)

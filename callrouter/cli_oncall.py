@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -109,7 +110,13 @@ def run_oncall(
         print(f"callrouter oncall: {error}", file=err)
         return EXIT_CONFIG
     db_path: Path = args.db or settings.config.database.path
-    rotas, lives = live_rotas(settings, db_path, at)
+    try:
+        rotas, lives = live_rotas(settings, db_path, at)
+    except sqlite3.Error as error:  # say so: the answer below may then be wrong
+        print(
+            f"callrouter oncall: WARNING: live overrides not read from {db_path}: {error}", file=err
+        )
+        rotas, lives = settings.rotas, []
     plan = build_hunt_plan(dialplan, rotas, args.specialty, at)
     teams = [explain(rotas, tier.team, at) for tier in plan.tiers]
     report = oncall_report(plan, teams, at, line_open=is_open(dialplan.hours, at, zone))

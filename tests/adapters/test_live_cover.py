@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import shutil
 import sqlite3
@@ -22,7 +23,9 @@ import pytest
 from callrouter.adapters.mqtt import MqttBus
 from callrouter.adapters.store_sqlite import CallStore
 from callrouter.audit import AuditTrail
+from callrouter.cli import build_parser
 from callrouter.cli import main as cli_main
+from callrouter.cli_oncall import run_oncall
 from callrouter.live_cover import MAX_COMMAND_BYTES, LiveCover
 from callrouter.settings.loader import Settings, load_settings
 from tests.adapters.mosquitto_broker import MosquittoBroker
@@ -360,3 +363,34 @@ class TestAvailabilityUntil:
         assert row["source"] == topic
         assert row["actor"] == "dr-patel"
         assert row["detail"] == {"available": False, "until": NOW + 600}
+
+
+class TestUnreadableDatabase:
+    """A records file that cannot be read is said out loud, never taken as "no overrides"."""
+
+    def test_oncall_warns_and_still_answers(
+        self, tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        db = tmp_path / "records.sqlite3"
+        db.write_bytes(b"this is not a database" * 100)
+        report = oncall(config, db, capsys)  # exits 0 with the files' rota
+        assert report["live_overrides"] == []
+        assert first_local(report) != COVER
+
+    def test_warning_text(self, tmp_path: Path, config: Path) -> None:
+        db = tmp_path / "records.sqlite3"
+        db.write_bytes(b"this is not a database" * 100)
+        err = io.StringIO()
+        argv = ["oncall", "--config", str(config), "--specialty", "cardiology", "--area", "barnet"]
+        args = build_parser().parse_args([*argv, "--at", AT, "--db", str(db)])
+        assert run_oncall(args, stdout=io.StringIO(), stderr=err) == 0
+        assert "WARNING: live overrides not read from" in err.getvalue()
+        assert "not a database" in err.getvalue()
+
+    def test_audit_export_fails_plainly(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        db = tmp_path / "records.sqlite3"
+        db.write_bytes(b"this is not a database" * 100)
+        assert cli_main(["audit", "export", "--db", str(db)]) == 1
+        assert "not a database" in capsys.readouterr().err
