@@ -71,7 +71,8 @@ def check_live(rotas: Rotas, live: LiveOverride, now: datetime) -> None:
     if live.override.member not in rotas.members:
         raise CoverRejectedError(f"no member has id {live.override.member!r}")
     trial_team = team.model_copy(update={"overrides": (*team.overrides, live.override)})
-    trial = rotas.model_copy(update={"teams": {**rotas.teams, team.id: trial_team}})
+    # The loader's checks, on this team alone (the others passed them at load).
+    trial = rotas.model_copy(update={"teams": {team.id: trial_team}})
     index = len(team.overrides)
     for problem in [*reference_problems(trial), *dst_gap_problems(trial)]:
         if problem.team_id == team.id and problem.loc[:2] == ("overrides", index):
