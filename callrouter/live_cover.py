@@ -172,9 +172,22 @@ class LiveCover:
         return self._applied
 
     def rebase(self, fresh: Settings) -> None:
-        """New files (a SIGHUP reload): re-check the live overrides against them and apply."""
+        """New files (a SIGHUP reload): re-check the live overrides against them and apply.
+        One that no longer fits is left out and the audit says so (it stays in force in SQLite,
+        so a later reload it fits brings it back)."""
+        before = {live.override_id for live in self._applied}
         self._base = fresh
         self._changed()
+        now_applied = {live.override_id for live in self._applied}
+        for live, why in self._left_out:
+            if live.override_id in before and live.override_id not in now_applied:
+                self._trail.note(
+                    "override_left_out",
+                    "SIGHUP",
+                    subject=live.override_id,
+                    ok=False,
+                    detail={"reason": why},
+                )
 
     # -- merging ------------------------------------------------------------------------------
 
@@ -187,6 +200,7 @@ class LiveCover:
         for live, why in bad:
             log.warning("live_override_not_applied", override_id=live.override_id, why=why)
         self._applied = tuple(good)
+        self._left_out = tuple(bad)
         return dataclasses.replace(self._base, rotas=with_live_overrides(rotas, good))
 
     def _changed(self) -> None:

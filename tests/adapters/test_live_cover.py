@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import json
 import shutil
@@ -394,3 +395,37 @@ class TestUnreadableDatabase:
         db.write_bytes(b"this is not a database" * 100)
         assert cli_main(["audit", "export", "--db", str(db)]) == 1
         assert "not a database" in capsys.readouterr().err
+
+
+class TestReloadLeavesOut:
+    """A reload that drops the covering member leaves the override out, and audits that."""
+
+    def test_left_out_and_audited(
+        self, tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        db = tmp_path / "records.sqlite3"
+        settings = load_settings(config)
+        members = {k: v for k, v in settings.rotas.members.items() if k != COVER}
+        without = dataclasses.replace(
+            settings, rotas=settings.rotas.model_copy(update={"members": members})
+        )
+
+        async def scenario() -> tuple[int, int, int]:
+            async with await CallStore.open(db) as store:
+                trail = AuditTrail(store, Clock(NOW))
+                cover = await LiveCover.load(settings, trail, store, Clock(NOW))
+                answer = await cover.handle(COMMANDS, json.dumps(ADD).encode())
+                assert answer["ok"] is True
+                applied = len(cover.applied)
+                cover.rebase(without)
+                left = len(cover.applied)
+                cover.rebase(settings)  # the member is back: so is the override
+                await trail.drain()
+                return applied, left, len(cover.applied)
+
+        assert asyncio.run(scenario()) == (1, 0, 1)
+        rows = [r for r in audit(db, capsys) if r["kind"] == "override_left_out"]
+        assert [(r["subject"], r["source"], r["outcome"]) for r in rows] == [
+            ("r-1", "SIGHUP", "rejected")
+        ]
+        assert rows[0]["detail"] == {"reason": f"no member has id {COVER!r}"}
