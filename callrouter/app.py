@@ -16,9 +16,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -31,27 +29,32 @@ from callrouter.adapters.mqtt import MqttBus
 from callrouter.adapters.sealing import SealingKey
 from callrouter.adapters.store_spool import MIB, SpoolOptions
 from callrouter.adapters.store_sqlite import CallStore
-from callrouter.core.calendar import is_open
-from callrouter.core.callflow import FlowEnv
-from callrouter.core.directory import CallerDirectory
+from callrouter.audit import AuditTrail
 from callrouter.core.learning import MemberStats
-from callrouter.core.planner import RotaPlanSource
-from callrouter.core.strategies import strategy_named
 from callrouter.engine import Engine, EngineLimits, EnginePresence
-from callrouter.prompt_set import PreparedPrompts, prompts_of, recording_notice
+from callrouter.lifecycle import (
+    CLOSE_STEP_SECONDS,
+    cancel_task,
+    close_all,
+    log_crash,
+    reload_settings,
+)
+from callrouter.live_cover import LiveCover
+from callrouter.prompt_set import PreparedPrompts, prompts_of
 from callrouter.recordings import RecordingArchive, open_archive
-from callrouter.settings.dialplan import Dialplan
-from callrouter.settings.errors import ConfigError
+from callrouter.settings.config import Config
 from callrouter.settings.loader import Settings, load_settings
 from callrouter.sinks import Fanout, SealNhsNumbers, Store
 from callrouter.sip import protocol as p
 from callrouter.sip.pool import WorkerPool
 from callrouter.sip.worker_config import WorkerConfig
+from callrouter.wiring import build_env, declare_areas, publish_gauges
+
+__all__ = ["RunOptions", "build_env", "reload_settings", "run"]
 
 log = structlog.get_logger("callrouter.app")
 
 GAUGE_PERIOD_SECONDS = 30.0
-CLOSE_STEP_SECONDS = 10.0  # the most any one adapter may take to close at shutdown
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,51 +66,6 @@ class RunOptions:
     health_port: int | None = None
     db: Path | None = None
     drain_seconds: float = 30.0
-
-
-def build_env(settings: Settings, presence: EnginePresence, stats: MemberStats) -> FlowEnv:
-    zone = settings.rotas.zone
-
-    def open_now(dialplan: Dialplan, now: float) -> bool:
-        return is_open(dialplan.hours, datetime.fromtimestamp(now, tz=zone))
-
-    return FlowEnv(
-        specialty_names=dict(settings.config.specialties),
-        directories={area: CallerDirectory(plan) for area, plan in settings.dialplans.items()},
-        plans=RotaPlanSource(settings.dialplans, settings.rotas),
-        presence=presence,
-        stats=stats,
-        strategy_for=lambda policy: strategy_named(policy.strategy.value),
-        is_open=open_now,
-        free_legs=lambda: 0,  # the engine gives each call its own worker's count
-        max_call_seconds=settings.config.limits.max_call_seconds,
-        recording_notice=recording_notice(settings),
-    )
-
-
-def declare_areas(metrics: Metrics, settings: Settings) -> None:
-    """Every area's series at zero, so rates and alerts see the first call."""
-    for area, dialplan in settings.dialplans.items():
-        metrics.declare_area(area, dialplan.specialties, ("local", "ncn"))
-
-
-def _publish_gauges(settings: Settings, metrics: Metrics, env: FlowEnv, now: float) -> None:
-    """Members on call per area/specialty/tier, distinct people on call (the NCN serves several
-    areas and specialties but is one set of people), and service hours."""
-    on_call: dict[str, set[str]] = {}
-    for area, dialplan in settings.dialplans.items():
-        metrics.set_in_service_hours(area, in_hours=env.is_open(dialplan, now))
-        people = on_call.setdefault(area, set())
-        for specialty in dialplan.specialties:
-            try:
-                plan = env.plans.plan(area, specialty, now)
-            except LookupError:
-                log.exception("plan_failed", area=area, specialty=specialty)
-                continue
-            for tier in plan.tiers:
-                metrics.set_members_on_call(area, specialty, tier.name, len(tier.members))
-                people.update(member.member_id for member in tier.members)
-    metrics.set_consultants_on_call(on_call)
 
 
 async def run(config_path: Path, options: RunOptions) -> int:
@@ -156,18 +114,9 @@ async def _run_with_store(
     made = await prompts.prepare(prompts_of(settings))
     log.info("prompts_ready", count=made)
 
-    worker = WorkerConfig(
-        worker_id="w0",
-        listen_host=cfg.sip.listen_host,
-        listen_port=sip_port,
-        public_host=cfg.sip.advertised_host,
-        rtp_port_min=cfg.sip.rtp_port_min,
-        rtp_port_max=cfg.sip.rtp_port_max,
-        media_timeout=cfg.sip.media_timeout_seconds,
-        sip_trace=cfg.logging.sip_message_dumps,
-        log_level=4 if cfg.logging.sip_message_dumps else 2,
-    )
-    pool = WorkerPool([worker], observer=metrics)
+    pool = WorkerPool([_worker_config(cfg, sip_port)], observer=metrics)
+    trail = AuditTrail(store)  # availability, live overrides and reloads, append-only
+    cover = await LiveCover.load(settings, trail, store)  # live overrides in force, from SQLite
     bus = None
     bus_task: asyncio.Task[None] | None = None
     archive: RecordingArchive | None = None
@@ -178,37 +127,22 @@ async def _run_with_store(
             log.info("sip_listening", host=ready.sip_host, port=ready.sip_port, slots=ready.slots)
             metrics.set_worker_slots_free(ready.slots)
 
-        if cfg.mqtt is not None:
-            metrics.mqtt_connected(False)  # the series exists (and alerts) only with a bus
-            bus = MqttBus(
-                host=cfg.mqtt.host,
-                port=cfg.mqtt.port,
-                topic_prefix=cfg.mqtt.topic_prefix,
-                node_id=cfg.mqtt.client_id,
-                username=cfg.mqtt.username,
-                password=cfg.mqtt.password,
-                keepalive=cfg.mqtt.keepalive_seconds,
-                observer=metrics,
-            )
+        bus = _bus(cfg, metrics, trail, cover)
+        if bus is not None:
             bus_task = asyncio.create_task(bus.run(), name="mqtt")
-            bus_task.add_done_callback(_log_crash)
+            bus_task.add_done_callback(log_crash)
 
         stats = MemberStats()
         presence = EnginePresence(bus.is_available if bus is not None else None)
-        env = build_env(settings, presence, stats)
-        records: Store = store
-        if key is not None:
-            records = sealed = SealNhsNumbers(store, key)
-            if resealed := await store.seal_plain_nhs_numbers(sealed.seal):
-                log.warning("nhs_numbers_sealed", count=resealed)  # left in clear by an old version
-        sink = Fanout(store=records, metrics=metrics, bus=bus)
+        env = build_env(cover.settings, presence, stats)
+        sink = Fanout(store=await _records(store, key), metrics=metrics, bus=bus)
         recording = cfg.recording
         if recording is not None and recording.enabled and key is not None:
             archive = await open_archive(recording.directory, key, sink.handle)
             sweeper = asyncio.create_task(archive.sweep_forever(), name="recordings")
         engine = Engine(
             sip=pool,
-            dialplans=settings,
+            dialplans=cover.settings,
             env=env,
             presence=presence,
             prompts=prompts,
@@ -226,6 +160,9 @@ async def _run_with_store(
                 metrics.set_worker_slots_free(pool.free_slots)
 
         engine.on_worker_event = on_worker_event
+        cover.on_change = lambda merged: engine.reload(
+            merged, build_env(merged, engine.presence, engine.env.stats)
+        )
         return await _serve(
             engine=engine,
             settings=settings,
@@ -233,11 +170,14 @@ async def _run_with_store(
             prompts=prompts,
             options=options,
             pool=pool,
+            trail=trail,
+            cover=cover,
         )
     finally:
         await close_all(
             [
-                ("mqtt", lambda: _cancel(bus_task)),
+                ("mqtt", lambda: cancel_task(bus_task)),
+                ("audit", trail.drain),
                 ("sip_workers", pool.aclose),
                 ("recordings", lambda: _close_archive(archive, sweeper)),
                 ("metrics", lambda: asyncio.to_thread(metrics_server.close)),
@@ -245,42 +185,56 @@ async def _run_with_store(
         )
 
 
-async def _cancel(task: asyncio.Task[None] | None) -> None:
-    """Cancel and reap a task; an error it already died of is raised here (and logged)."""
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+def _worker_config(cfg: Config, sip_port: int) -> WorkerConfig:
+    return WorkerConfig(
+        worker_id="w0",
+        listen_host=cfg.sip.listen_host,
+        listen_port=sip_port,
+        public_host=cfg.sip.advertised_host,
+        rtp_port_min=cfg.sip.rtp_port_min,
+        rtp_port_max=cfg.sip.rtp_port_max,
+        media_timeout=cfg.sip.media_timeout_seconds,
+        sip_trace=cfg.logging.sip_message_dumps,
+        log_level=4 if cfg.logging.sip_message_dumps else 2,
+    )
+
+
+def _bus(cfg: Config, metrics: Metrics, trail: AuditTrail, cover: LiveCover) -> MqttBus | None:
+    if cfg.mqtt is None:
+        return None
+    metrics.mqtt_connected(False)  # the series exists (and alerts) only with a bus
+    return MqttBus(
+        host=cfg.mqtt.host,
+        port=cfg.mqtt.port,
+        topic_prefix=cfg.mqtt.topic_prefix,
+        node_id=cfg.mqtt.client_id,
+        username=cfg.mqtt.username,
+        password=cfg.mqtt.password,
+        keepalive=cfg.mqtt.keepalive_seconds,
+        observer=metrics,
+        on_availability=trail.availability,
+        commands=cover.handle if cfg.mqtt.live_cover else None,
+    )
+
+
+async def _records(store: CallStore, key: SealingKey | None) -> Store:
+    """The records as the sinks see them: NHS numbers sealed on the way in when there is a key
+    (and any an older version left in clear sealed now)."""
+    if key is None:
+        return store
+    sealed = SealNhsNumbers(store, key)
+    if resealed := await store.seal_plain_nhs_numbers(sealed.seal):
+        log.warning("nhs_numbers_sealed", count=resealed)
+    return sealed
 
 
 async def _close_archive(
     archive: RecordingArchive | None, sweeper: asyncio.Task[None] | None
 ) -> None:
     """Let recordings being sealed finish (what does not is sealed at the next start)."""
-    await _cancel(sweeper)
+    await cancel_task(sweeper)
     if archive is not None:
         await archive.drain(timeout=CLOSE_STEP_SECONDS / 2)
-
-
-async def close_all(
-    steps: list[tuple[str, Callable[[], Awaitable[None]]]],
-    step_seconds: float = CLOSE_STEP_SECONDS,
-) -> list[str]:
-    """Run every close step in order, each bounded; returns the names of those that failed.
-
-    A failed or stuck step is logged and the next one still runs: the call records must be
-    closed even when the bus died of a hostile message or the workers will not stop.
-    """
-    failed = []
-    for name, step in steps:
-        try:
-            async with asyncio.timeout(step_seconds):
-                await step()
-        except Exception as error:  # one adapter's death must not keep the rest open
-            failed.append(name)
-            log.error("close_failed", adapter=name, error=repr(error)[:300])
-    return failed
 
 
 async def _serve(
@@ -291,6 +245,8 @@ async def _serve(
     prompts: PreparedPrompts,
     options: RunOptions,
     pool: WorkerPool,
+    trail: AuditTrail,
+    cover: LiveCover,
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -304,10 +260,13 @@ async def _serve(
         declare_areas(metrics, fresh)
 
     async def reload() -> None:
-        fresh = await reload_settings(engine, settings.config_path, prepare)
+        errors: list[str] = []
+        fresh = await reload_settings(engine, settings.config_path, prepare, errors.append)
         metrics.config_reloaded(ok=fresh is not None, now=time.time())
+        trail.config_reload(str(settings.config_path), errors[0] if errors else None)
         if fresh is not None:
             current[0] = fresh
+            cover.rebase(fresh)  # the live overrides, checked against the new rotas
 
     def on_sighup() -> None:
         task = asyncio.create_task(reload(), name="reload")
@@ -327,7 +286,7 @@ async def _serve(
 
     async def gauges() -> None:
         while True:
-            _publish_gauges(current[0], metrics, engine.env, time.time())
+            publish_gauges(current[0], metrics, engine.env, time.time())
             await asyncio.sleep(GAUGE_PERIOD_SECONDS)
 
     gauge_task = asyncio.create_task(gauges(), name="gauges")
@@ -352,45 +311,3 @@ async def _serve(
     return 0
 
 
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("task_crashed", task=task.get_name(), error=repr(task.exception()))
-
-
-async def reload_settings(
-    engine: Engine, config_path: Path, prepare: Callable[[Settings], Awaitable[None]]
-) -> Settings | None:
-    """Load the tree again; on any error keep what runs. Returns the new settings if taken.
-
-    ``prepare`` makes the new tree's prompts (and metric series) before any call can use them,
-    so no call makes audio on the event loop mid-call.
-    """
-    systemd.reloading()
-    try:
-        fresh = await asyncio.to_thread(load_settings, config_path)
-    except ConfigError as error:
-        _reload_failed("reload_rejected", str(error))
-        return None
-    try:
-        await prepare(fresh)
-    except Exception as error:  # e.g. TTS missing or disk full: keep what runs
-        _reload_failed("reload_prepare_failed", repr(error))
-        return None
-    engine.reload(fresh, build_env(fresh, engine.presence, engine.env.stats))
-    log.info("reloaded", areas=sorted(fresh.dialplans))
-    systemd.status(f"running; configuration reloaded {_stamp()}")
-    systemd.ready()
-    return fresh
-
-
-def _reload_failed(event: str, errors: str) -> None:
-    """Log, tell systemd why (STATUS=), and leave the reload state: the old config still runs."""
-    log.error(event, errors=errors)
-    # A ConfigError opens with a count ("2 configuration errors"); the first error follows it.
-    summary = "; ".join(errors.strip().splitlines()[:2]) or event
-    systemd.status(f"reload FAILED {_stamp()}, running configuration kept: {summary[:300]}")
-    systemd.ready()
-
-
-def _stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

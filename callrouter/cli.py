@@ -15,6 +15,7 @@ from importlib import metadata
 from typing import Any, TextIO
 
 import callrouter
+from callrouter.cli_audit import add_audit_command
 from callrouter.cli_cdr import add_cdr_commands
 from callrouter.cli_common import (
     EXIT_CONFIG,
@@ -98,6 +99,8 @@ def _add_cdr(subparsers: Subparsers[argparse.ArgumentParser], argv: Sequence[str
         default_retention_days=config.database.retention_days if config else None,
     )
     add_config_argument(cdr)  # read before the parse, for the defaults above
+    audit = add_audit_command(subparsers, default_db=config.database.path if config else None)
+    add_config_argument(audit)
 
 
 def _config_quietly(argv: Sequence[str]) -> Config | None:

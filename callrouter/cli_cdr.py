@@ -1,4 +1,6 @@
-"""``callrouter cdr export|purge|backup``: call records out of SQLite, retention, backups.
+"""``callrouter cdr export|summary|purge|backup``: call records out of SQLite, the commissioner's
+summary (calls put through and the referral-avoided share per area and specialty), retention,
+backups.
 
 Wire into the main parser with ``add_cdr_commands(subparsers, default_db=..., ...)``; the parsed
 namespace carries ``func`` (``run_cdr``), so ``args.func(args)`` returns the exit status.
@@ -16,6 +18,7 @@ from typing import Literal, TextIO, cast
 
 from callrouter.adapters.store_export import LONDON
 from callrouter.adapters.store_sqlite import CallStore
+from callrouter.adapters.store_summary import GROUPINGS, write_summary
 from callrouter.cli_backup import add_backup_command, run_backup
 from callrouter.cli_common import run_handler
 
@@ -49,8 +52,10 @@ def add_cdr_commands(
     default_retention_days: int | None = None,
 ) -> argparse.ArgumentParser:
     """Add ``cdr export|purge|backup``; ``--db`` is required unless ``default_db`` is given."""
-    cdr = subparsers.add_parser("cdr", help="call records: export, purge and back up")
-    actions = cdr.add_subparsers(dest="cdr_action", required=True, metavar="{export,purge,backup}")
+    cdr = subparsers.add_parser("cdr", help="call records: export, summary, purge, back up")
+    actions = cdr.add_subparsers(
+        dest="cdr_action", required=True, metavar="{export,summary,purge,backup}"
+    )
 
     def add_db(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
@@ -67,6 +72,16 @@ def add_cdr_commands(
     export.add_argument("--until", type=parse_when, help="end of range, exclusive (ISO)")
     export.add_argument("--format", choices=("csv", "json"), default="csv")
     export.add_argument("--output", type=Path, help="file to write (default: standard output)")
+
+    summary = actions.add_parser(
+        "summary",
+        help="per area/specialty: calls, connected, FTCR and the referral-avoided share",
+    )
+    add_db(summary)
+    summary.add_argument("--since", type=parse_when, help="first offer time (ISO; London time)")
+    summary.add_argument("--until", type=parse_when, help="end of range, exclusive (ISO)")
+    summary.add_argument("--by", choices=tuple(GROUPINGS), default="area-specialty")
+    summary.add_argument("--format", choices=("csv", "json"), default="csv")
 
     purge = actions.add_parser("purge", help="delete ended calls older than the retention")
     add_db(purge)
@@ -87,6 +102,8 @@ def run_cdr(args: argparse.Namespace, stdout: TextIO | None = None) -> int:
     out = sys.stdout if stdout is None else stdout
     if args.cdr_action == "export":
         return asyncio.run(_export(args, out))
+    if args.cdr_action == "summary":
+        return asyncio.run(_summary(args, out))
     if args.cdr_action == "backup":
         return run_backup(args, out)
     return asyncio.run(_purge(args, out))
@@ -106,6 +123,17 @@ async def _export(args: argparse.Namespace, stdout: TextIO) -> int:
             with Path(args.output).open("w", encoding="utf-8", newline="") as file:
                 count = await store.export(args.since, args.until, fmt, file)
     print(f"exported {count} calls", file=sys.stderr)
+    return 0
+
+
+async def _summary(args: argparse.Namespace, stdout: TextIO) -> int:
+    db_path: Path = args.db
+    if not db_path.exists():
+        print(f"no call-record database at {db_path}", file=sys.stderr)
+        return 1
+    async with await CallStore.open(db_path) as store:
+        rows = await store.summary(args.since, args.until, args.by)
+    write_summary(rows, cast(Literal["csv", "json"], args.format), stdout)
     return 0
 
 

@@ -1,19 +1,24 @@
 """``callrouter oncall``: who would be rung for a specialty at a given time, in order, and why.
 
 It builds the same hunt plan the call flow builds (``core.planner.build_hunt_plan``) and adds the
-rota's reasoning: which layers apply, each turn's next handoff, and the overrides in force. This
-is the shell: it reads the clock when no ``--at`` is given; the core is handed the instant.
+rota's reasoning: which layers apply, each turn's next handoff, and the overrides in force,
+including those added live over the bus (read from the records database, ``--db``; default the
+configured one). This is the shell: it reads the clock when no ``--at`` is given; the core is
+handed the instant.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
+from callrouter.adapters.store_audit import live_in_force
 from callrouter.cli_common import (
     EXIT_CONFIG,
     EXIT_OK,
@@ -22,11 +27,13 @@ from callrouter.cli_common import (
     settings_or_exit,
 )
 from callrouter.core.calendar import bank_holiday_name, is_open
+from callrouter.core.live_cover import LiveOverride, usable, with_live_overrides
 from callrouter.core.localtime import instant
 from callrouter.core.plan import HuntPlan
 from callrouter.core.planner import build_hunt_plan
 from callrouter.core.rota import TeamOnCall, explain
 from callrouter.settings.loader import Settings
+from callrouter.settings.rota import Rotas
 
 
 class UsageError(Exception):
@@ -51,6 +58,12 @@ def add_oncall_command(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "configured zone, e.g. 2026-03-29T08:00; with one, that instant, e.g. 2026-03-29T07:00Z",
     )
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+    parser.add_argument(
+        "--db",
+        type=Path,
+        metavar="PATH",
+        help="records database holding the live overrides (default: database.path of config)",
+    )
     add_config_argument(parser)
     parser.set_defaults(func=run_oncall)
 
@@ -96,15 +109,46 @@ def run_oncall(
     except UsageError as error:
         print(f"callrouter oncall: {error}", file=err)
         return EXIT_CONFIG
-    plan = build_hunt_plan(dialplan, settings.rotas, args.specialty, at)
-    teams = [explain(settings.rotas, tier.team, at) for tier in plan.tiers]
+    db_path: Path = args.db or settings.config.database.path
+    try:
+        rotas, lives = live_rotas(settings, db_path, at)
+    except sqlite3.Error as error:  # say so: the answer below may then be wrong
+        print(
+            f"callrouter oncall: WARNING: live overrides not read from {db_path}: {error}", file=err
+        )
+        rotas, lives = settings.rotas, []
+    plan = build_hunt_plan(dialplan, rotas, args.specialty, at)
+    teams = [explain(rotas, tier.team, at) for tier in plan.tiers]
     report = oncall_report(plan, teams, at, line_open=is_open(dialplan.hours, at, zone))
+    tier_teams = {tier.team for tier in plan.tiers}
+    report["live_overrides"] = [
+        {
+            "override_id": live.override_id,
+            "team": live.team_id,
+            "member": live.override.member,
+            "replaces": live.override.replaces,
+            "from": live.override.from_.isoformat(),
+            "to": live.override.to.isoformat(),
+            "by": live.added_by,
+            "reason": live.override.reason,
+        }
+        for live in lives
+        if live.team_id in tier_teams
+    ]
     if args.json:
         json.dump(report, out, indent=2)
         out.write("\n")
     else:
         out.write(render_text(report))
     return EXIT_OK
+
+
+def live_rotas(settings: Settings, db_path: Path, at: datetime) -> tuple[Rotas, list[LiveOverride]]:
+    """The rotas with the live overrides stored in ``db_path`` (those in force at ``at`` that
+    still fit the rotas, as the engine applies them); unchanged if there is no database."""
+    stored = live_in_force(db_path, at.timestamp())
+    good, _ = usable(settings.rotas, stored, at)
+    return with_live_overrides(settings.rotas, good), good
 
 
 def oncall_report(
@@ -168,6 +212,12 @@ def render_text(report: dict[str, Any]) -> str:
             state = "applies" if layer["applies"] else "off"
             lines.append(f"     layer {layer['name']}: {state}, {layer['note']}")
         lines += [f"     {note}" for note in tier["overrides"]]
+    for live in report.get("live_overrides", []):
+        by = f" by {live['by']}" if live["by"] else ""
+        lines.append(
+            f"live override {live['override_id']}{by}: {live['member']} in {live['team']}"
+            f" {live['from']} to {live['to']}"
+        )
     empty = all(not tier["members"] for tier in report["tiers"])
     if empty:
         lines.append("nobody is on call in any tier")

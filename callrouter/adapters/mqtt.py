@@ -8,11 +8,19 @@ Topics, under a configured prefix (no names or phone numbers ever go in a topic)
 - ``<prefix>/events/<event_type>`` — one JSON message per domain event (``call_offered``,
   ``connected``...). The caller number is masked and the NHS number never leaves the engine.
 - ``<prefix>/availability/<member_id>`` — retained, written by a rota app or a consultant's own
-  status button: ``available`` / ``unavailable`` or ``{"available": bool}``; an empty retained
-  message clears the mark. Anyone who may publish there can take a consultant out of the hunt,
+  status button: ``available`` / ``unavailable`` or ``{"available": bool}``, optionally with
+  ``"until"`` (ISO 8601 with an offset: the mark expires then) and ``"by"`` (who set it, for the
+  audit); an empty retained message clears the mark. Each change is handed to
+  ``on_availability`` (the audit trail); a retained message redelivered on reconnect changes
+  nothing and is not. Anyone who may publish there can take a consultant out of the hunt,
   so restrict it with the broker's ACLs. Marks are kept across reconnects and refreshed by the
   retained messages that re-subscribing brings; a mark *cleared* while we were away is not
   redelivered (MQTT has nothing to send), so it stays until the next message for that member.
+
+- ``<prefix>/commands/override`` — live cover commands (only with a ``commands`` handler,
+  ``callrouter.live_cover``): each is answered on ``<prefix>/commands/override/response``.
+  Anyone who may publish there can change who is rung: the broker's ACLs must allow it only to
+  the rota app's account (README, "Live cover and audit").
 
 Events are queued (bounded, oldest dropped and counted) so that a slow or absent broker never
 blocks or slows a call. Nothing a publisher sends can stop the bus: an availability message that is
@@ -34,7 +42,7 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
@@ -43,29 +51,46 @@ import structlog
 
 from callrouter import __version__
 from callrouter.adapters.masking import mask_all_digits
+from callrouter.adapters.mqtt_payloads import (
+    MAX_AVAILABILITY_BYTES,
+    MAX_BY_CHARS,
+    REJECT_REASONS,
+    RejectedPayload,
+    decode_json_object,
+    parse_availability,
+    parse_by,
+    parse_instant,
+    parse_mark,
+)
 from callrouter.core import domain as d
+from callrouter.core.availability import AvailabilityMarks, Mark, TooManyMarksError
+
+__all__ = [  # the payload rules live in mqtt_payloads; importable from here as before
+    "MAX_AVAILABILITY_BYTES",
+    "MAX_AVAILABILITY_MARKS",
+    "MAX_BY_CHARS",
+    "REJECT_REASONS",
+    "BusObserver",
+    "CommandHandler",
+    "MqttBus",
+    "RejectedPayload",
+    "decode_json_object",
+    "event_payload",
+    "event_type_name",
+    "parse_availability",
+    "parse_by",
+    "parse_instant",
+    "parse_mark",
+]
 
 log = structlog.get_logger("callrouter.mqtt")
 
 QOS: Final = 1
 DEFAULT_QUEUE_SIZE: Final = 10_000
 STOP_PUBLISH_TIMEOUT: Final = 2.0  # seconds the "offline" message may take on a clean stop
-# The longest valid availability message is ``{"available": false}`` with some spacing; anything
-# far longer is not one, and refusing it before parsing bounds the parser's work and depth.
-MAX_AVAILABILITY_BYTES: Final = 256
 # Marks are kept per member id taken from the topic: a publisher inventing ids must not be able
 # to grow the table without bound. Far above any real rota (the shipped one has 216 members).
 MAX_AVAILABILITY_MARKS: Final = 10_000
-# Why an availability message was refused: the metric's label values, a closed set.
-REJECT_REASONS: Final = (
-    "too_large",
-    "not_utf8",
-    "bad_shape",
-    "bad_json",
-    "bad_topic",
-    "too_many_members",
-)
-
 # One topic level: no separators, no wildcards, nothing a name or number would need.
 _LEVEL = re.compile(r"^[A-Za-z0-9_.-]+$")
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
@@ -90,14 +115,6 @@ def event_payload(event: d.DomainEvent, node_id: str, seq: int) -> dict[str, Any
     return {"type": event_type_name(event), "node": node_id, "seq": seq, **fields}
 
 
-class RejectedPayload(ValueError):
-    """An availability message we will not act on; ``reason`` is a bounded metric label."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-
-
 class BusObserver(Protocol):
     """What the bus reports to operators (the metrics adapter implements it)."""
 
@@ -106,36 +123,14 @@ class BusObserver(Protocol):
     def mqtt_payload_rejected(self, reason: str) -> None: ...
 
 
-def parse_availability(payload: bytes) -> bool | None:
-    """``True``/``False`` for a mark, ``None`` for an empty (cleared) retained message.
+class CommandHandler(Protocol):
+    """Carries out one command message; returns the response's body (``"ok"`` says how it went).
+    Raises RejectedPayload for a message that is not a command at all."""
 
-    Raises RejectedPayload for anything else, so a typo never silently changes a consultant's
-    state and a hostile payload never reaches a parser that could blow its stack.
-    """
-    if len(payload) > MAX_AVAILABILITY_BYTES:
-        raise RejectedPayload("too_large", f"{len(payload)} bytes")
-    try:
-        text = payload.decode("utf-8").strip()
-    except UnicodeDecodeError as error:
-        raise RejectedPayload("not_utf8", str(error)) from None
-    if not text:
-        return None
-    lowered = text.lower()
-    if lowered in {"available", "unavailable"}:
-        return lowered == "available"
-    if not text.startswith("{"):
-        raise RejectedPayload("bad_shape", repr(text[:40]))
-    try:
-        decoded = json.loads(text)
-    except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
-        raise RejectedPayload("bad_json", str(error)[:80]) from None
-    if (
-        isinstance(decoded, dict)
-        and set(decoded) == {"available"}
-        and isinstance(decoded["available"], bool)
-    ):
-        return bool(decoded["available"])
-    raise RejectedPayload("bad_shape", repr(text[:40]))
+    def __call__(self, topic: str, payload: bytes) -> Awaitable[dict[str, Any]]: ...
+
+
+AvailabilityListener = Callable[[str, str, Mark | None], None]  # topic, member id, mark
 
 
 def _as_bytes(payload: object) -> bytes:
@@ -170,6 +165,9 @@ class MqttBus:
         backoff_max: float = 30.0,
         timeout: float = 10.0,
         observer: BusObserver | None = None,
+        clock: Callable[[], float] = time.time,
+        on_availability: AvailabilityListener | None = None,
+        commands: CommandHandler | None = None,
     ) -> None:
         if not _PREFIX.match(topic_prefix):
             raise ValueError(f"topic prefix {topic_prefix!r}: use levels of [A-Za-z0-9_.-]")
@@ -191,7 +189,10 @@ class MqttBus:
         self._started_at = datetime.fromtimestamp(time.time(), tz=UTC).isoformat()
         self._pending: deque[tuple[str, bytes]] = deque(maxlen=queue_size)
         self._wakeup = asyncio.Event()
-        self._availability: dict[str, bool] = {}
+        self._marks = AvailabilityMarks(MAX_AVAILABILITY_MARKS)
+        self._clock = clock
+        self._availability_listener = on_availability
+        self._commands = commands
         self._seq = 0
         self._connected = False
         self._observer = observer
@@ -221,6 +222,14 @@ class MqttBus:
     def availability_filter(self) -> str:
         return f"{self._prefix}/availability/+"
 
+    @property
+    def command_topic(self) -> str:
+        return f"{self._prefix}/commands/override"
+
+    @property
+    def response_topic(self) -> str:
+        return f"{self._prefix}/commands/override/response"
+
     # -- what the engine calls ----------------------------------------------------------------
 
     @property
@@ -232,12 +241,16 @@ class MqttBus:
         return len(self._pending)
 
     def is_available(self, member_id: str) -> bool:
-        """False only when the bus has an "unavailable" mark for the member; unknown → True."""
-        return self._availability.get(member_id, True)
+        """False only when the bus has an "unavailable" mark for the member that has not
+        expired (``until``, by the injected clock); unknown or expired → True."""
+        return self._marks.is_available(member_id, self._clock())
 
     def availability(self) -> dict[str, bool]:
-        """A copy of every mark seen (for the health page and tests)."""
-        return dict(self._availability)
+        """A copy of every mark in force (for the health page and tests); expired ones dropped."""
+        return self._marks.snapshot(self._clock())
+
+    def mark_of(self, member_id: str) -> Mark | None:
+        return self._marks.current(member_id, self._clock())
 
     def publish_event(self, event: d.DomainEvent) -> None:
         """Queue the event for the bus. Never blocks and never raises: a call must not notice."""
@@ -248,6 +261,9 @@ class MqttBus:
         except Exception:  # a bad event must not reach the caller's call
             log.exception("bus_event_unserialisable", event_type=type(event).__name__)
             return
+        self._enqueue(topic, payload)
+
+    def _enqueue(self, topic: str, payload: bytes) -> None:
         if len(self._pending) == self._pending.maxlen:
             self.dropped += 1  # the deque drops the oldest on append
         self._pending.append((topic, payload))
@@ -324,6 +340,9 @@ class MqttBus:
     async def _session(self, client: aiomqtt.Client) -> None:
         try:
             await client.publish(self.status_topic, self._status("online"), qos=QOS, retain=True)
+            if self._commands is not None:
+                # First: once a retained availability mark arrives, commands are heard too.
+                await client.subscribe(self.command_topic, qos=QOS)
             await client.subscribe(self.availability_filter, qos=QOS)
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._pump(client))
@@ -356,7 +375,11 @@ class MqttBus:
         # Also the connection's watchman: it raises MqttError when the broker goes away, which
         # ends the session (and wakes a publish that would otherwise wait for its PUBACK).
         async for message in client.messages:
-            self._on_availability(message.topic.value, _as_bytes(message.payload))
+            topic = message.topic.value
+            if topic == self.command_topic:
+                await self._on_command(topic, _as_bytes(message.payload))
+            else:
+                self._on_availability(topic, _as_bytes(message.payload))
 
     def _reject(self, reason: str, size: int) -> None:
         first = reason not in self.rejected
@@ -373,15 +396,41 @@ class MqttBus:
             self._reject("bad_topic", len(payload))
             return
         try:
-            mark = parse_availability(payload)
+            mark = parse_mark(payload)
         except RejectedPayload as rejected:
             self._reject(rejected.reason, len(payload))
             return
-        if mark is None:
-            self._availability.pop(member_id, None)
-        elif member_id in self._availability or len(self._availability) < MAX_AVAILABILITY_MARKS:
-            self._availability[member_id] = mark
-        else:
+        try:
+            changed = self._marks.set(member_id, mark, self._clock())
+        except TooManyMarksError:
             self._reject("too_many_members", len(payload))
             return
-        log.info("bus_availability", member_id=member_id, available=mark)
+        available = None if mark is None else mark.available
+        until = None if mark is None else mark.until
+        log.info("bus_availability", member_id=member_id, available=available, until=until)
+        if changed and self._availability_listener is not None:
+            listener = self._availability_listener
+            self._tell(lambda: listener(topic, member_id, mark))
+
+    def _tell(self, report: Callable[[], None]) -> None:
+        try:
+            report()
+        except Exception:  # the audit's failure is logged by it; the bus goes on
+            log.exception("bus_listener_failed")
+
+    async def _on_command(self, topic: str, payload: bytes) -> None:
+        """Carry out a command and answer it on the response topic, whatever happens."""
+        assert self._commands is not None
+        try:
+            answer = await self._commands(topic, payload)
+        except RejectedPayload as rejected:
+            self._reject(rejected.reason, len(payload))
+            answer = {"ok": False, "request_id": None, "reason": str(rejected)}
+        except Exception as error:  # a bug must not end the session: answer and log it
+            log.exception("bus_command_failed")
+            answer = {"ok": False, "request_id": None, "reason": f"internal error: {error!r}"[:200]}
+        else:
+            if answer.get("ok") is False:
+                self._reject("refused_command", len(payload))
+        answer = {**answer, "node": self.node_id}
+        self._enqueue(self.response_topic, json.dumps(answer, ensure_ascii=False).encode())

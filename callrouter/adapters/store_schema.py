@@ -76,6 +76,56 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE calls ADD COLUMN recording_seconds REAL;
     ALTER TABLE calls ADD COLUMN recording_detail TEXT;
     """,
+    # v4: the audit trail (append-only: triggers refuse UPDATE and DELETE) and the rota
+    # overrides added live over the bus (their removal is the one update they allow).
+    """
+    CREATE TABLE audit (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        at      REAL NOT NULL,
+        kind    TEXT NOT NULL,
+        source  TEXT NOT NULL,
+        actor   TEXT,
+        subject TEXT,
+        outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'rejected')),
+        detail  TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX audit_by_at ON audit (at);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit rows are append-only: UPDATE refused'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit rows are append-only: DELETE refused'); END;
+
+    CREATE TABLE live_overrides (
+        override_id       TEXT PRIMARY KEY,
+        team_id           TEXT NOT NULL,
+        specialty         TEXT NOT NULL,
+        member_id         TEXT NOT NULL,
+        replaces          TEXT,
+        reason            TEXT,
+        from_local        TEXT NOT NULL,
+        to_local          TEXT NOT NULL,
+        to_at             REAL NOT NULL,
+        added_at          REAL NOT NULL,
+        added_by          TEXT,
+        source            TEXT NOT NULL,
+        removed_at        REAL,
+        removed_by        TEXT,
+        removed_request   TEXT
+    ) STRICT;
+    CREATE INDEX live_overrides_in_force ON live_overrides (to_at) WHERE removed_at IS NULL;
+    CREATE TRIGGER live_overrides_no_delete BEFORE DELETE ON live_overrides
+        BEGIN SELECT RAISE(ABORT, 'live overrides are kept: remove them, do not delete'); END;
+    CREATE TRIGGER live_overrides_removal_only BEFORE UPDATE ON live_overrides
+        WHEN OLD.removed_at IS NOT NULL
+          OR NEW.removed_at IS NULL
+          OR (NEW.override_id, NEW.team_id, NEW.specialty, NEW.member_id, NEW.from_local,
+              NEW.to_local, NEW.to_at, NEW.added_at, NEW.source)
+             IS NOT (OLD.override_id, OLD.team_id, OLD.specialty, OLD.member_id, OLD.from_local,
+              OLD.to_local, OLD.to_at, OLD.added_at, OLD.source)
+          OR NEW.replaces IS NOT OLD.replaces OR NEW.reason IS NOT OLD.reason
+          OR NEW.added_by IS NOT OLD.added_by
+        BEGIN SELECT RAISE(ABORT, 'a live override changes only by being removed, once'); END;
+    """,
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

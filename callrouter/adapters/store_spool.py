@@ -51,7 +51,7 @@ from typing import Any, Final, Self
 import structlog
 
 from callrouter.adapters.masking import mask_number
-from callrouter.adapters.store_statements import CloseInterrupted, Record
+from callrouter.adapters.store_statements import AuditRecord, CloseInterrupted, Record
 from callrouter.core.domain import CallOffered, DomainEvent
 
 log = structlog.get_logger("callrouter.records")
@@ -62,7 +62,8 @@ FILE_MODE: Final = 0o600  # it holds NHS numbers, as the database does
 _CHUNK: Final = MIB
 
 _RECORD_TYPES: Final[dict[str, type[Any]]] = {
-    cls.__name__: cls for cls in (*typing.get_args(DomainEvent), CloseInterrupted)
+    cls.__name__: cls
+    for cls in (*typing.get_args(DomainEvent), CloseInterrupted, *typing.get_args(AuditRecord))
 }
 
 

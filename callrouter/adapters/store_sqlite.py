@@ -27,7 +27,7 @@ from typing import Any, Final, Literal, Self, TextIO, TypeVar
 import aiosqlite
 import structlog
 
-from callrouter.adapters import store_export
+from callrouter.adapters import store_export, store_summary
 from callrouter.adapters.store_backlog import Backlog, NoObserver, StoreObserver, call_id_of
 from callrouter.adapters.store_errors import failure_kind, worth_waiting_out
 from callrouter.adapters.store_replay import read_marks, rollback, write_batch
@@ -39,8 +39,10 @@ from callrouter.adapters.store_spool import (
     ensure_directory,
 )
 from callrouter.adapters.store_statements import (
+    AuditRecord,
     CloseInterrupted,
     Record,
+    SqlValue,
     Statement,
     statements_for,
 )
@@ -189,6 +191,16 @@ class CallStore:
         """Record one domain event: committed (or, with a spool, synced to the spool) on return."""
         await self._shielded(self._record(event))
 
+    async def note(self, record: AuditRecord) -> None:
+        """Record an audit row or a live-override change: like ``handle``, committed (or
+        synced to the spool) on return, in order with the call records."""
+        await self._shielded(self._record(record))
+
+    async def read(self, sql: str, params: tuple[SqlValue, ...] = ()) -> list[tuple[SqlValue, ...]]:
+        """Rows of a query (the live overrides at start-up), behind any write in progress."""
+        async with self._lock, self._conn.execute(sql, params) as cursor:
+            return [tuple(row) for row in await cursor.fetchall()]
+
     async def close_interrupted(self, now: float) -> int:
         """Close every call (and its legs) left open by a crash; return how many calls.
 
@@ -245,6 +257,13 @@ class CallStore:
         """Write calls offered in [since, until) to ``out`` as CSV or JSON; return the row count."""
         async with self._lock:
             return await store_export.export(self._conn, since, until, fmt, out)
+
+    async def summary(
+        self, since: float | None, until: float | None, by: str
+    ) -> list[store_summary.Row]:
+        """Per-group counts and shares (``store_summary``) of calls offered in [since, until)."""
+        async with self._lock:
+            return await store_summary.summarise(self._conn, since, until, by)
 
     @property
     def _conn(self) -> aiosqlite.Connection:

@@ -1,8 +1,9 @@
 """The SQL that records each domain event: pure functions, easy to read next to the schema.
 
-``CloseInterrupted`` is the one record that is not a domain event: start-up closing calls a
-crash left open. It is a record like the others so that, when earlier records are waiting in
-the spool, it is applied in order behind them.
+Two kinds of record are not domain events: ``CloseInterrupted`` (start-up closing calls a crash
+left open) and the audit records of ``store_audit`` (audit rows, live overrides added and
+removed). They are records like the others so that, when earlier records are waiting in the
+spool, they are applied in order behind them, and wait out a full disk the same way.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 from callrouter.adapters.masking import mask_number
 from callrouter.adapters.outcome import INTERRUPTED, call_outcome
+from callrouter.adapters.store_audit import AuditNoted, CoverAdded, CoverRemoved, audit_statements
 from callrouter.core.domain import (
     CallAnswered,
     CallEnded,
@@ -40,7 +42,9 @@ class CloseInterrupted:
     at: float
 
 
-Record = DomainEvent | CloseInterrupted
+# The audit records (``store_audit``) ride the same path: in order, and spooled on a full disk.
+AuditRecord = AuditNoted | CoverAdded | CoverRemoved
+Record = DomainEvent | CloseInterrupted | AuditRecord
 
 # Results where a person (or a voicemail) answered and did not accept.
 _ANSWERED_NOT_ACCEPTED = frozenset({LegResult.DECLINED, LegResult.NO_CONFIRM, LegResult.HUNG_UP})
@@ -59,6 +63,8 @@ def statements_for(event: Record) -> list[Statement]:
     match event:
         case CloseInterrupted():
             return close_interrupted_statements(event.at)
+        case AuditNoted() | CoverAdded() | CoverRemoved():
+            return audit_statements(event)
         case CallOffered():
             return [
                 (

@@ -118,6 +118,9 @@ class MqttConfig(Frozen):
     username: str | None = None
     password: str | None = None
     keepalive_seconds: Annotated[int, Field(ge=5, le=3600)] = 30
+    # Take live rota overrides from <prefix>/commands/override (off unless asked for: whoever
+    # may publish there changes who is rung, so the broker's ACLs must restrict it first).
+    live_cover: bool = False
 
     @model_check(mode="after")
     def _password_needs_user(self) -> Self:

@@ -55,6 +55,8 @@ class TestUnitTestsBite:
             ("for: 2m", "for: 10m"),
             ("histogram_quantile(0.9,", "histogram_quantile(0.5,"),
             ('{answer="avoided_referral"}', '{answer="referral_needed"}'),
+            ("sum by (area) (rate(callrouter_survey_answers_total[1h]))",
+             'sum by (area) (rate(callrouter_survey_answers_total{specialty="cardiology"}[1h]))'),
             ("rate(callrouter_legs_placed_total[1h])", "rate(callrouter_legs_started_total[1h])"),
             ("deaths_total - callrouter_worker_restarts_total > 0", "deaths_total > 0"),
             ("restarts_total[15m]) > 0", "restarts_total[15m]) > 1"),

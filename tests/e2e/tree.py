@@ -58,6 +58,7 @@ class TreeSpec:
     mqtt_port: int | None = None  # a broker on 127.0.0.1 to talk to; None = no bus
     record: bool = False  # record bridged calls (sealed under <tree>/var/recordings)
     nhs_number: str = "off"  # the dialplan's NHS-number capture: off, optional or required
+    live_cover: bool = False  # take rota overrides from <prefix>/commands/override
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,8 @@ def write_tree(root: Path, spec: TreeSpec, ports: Ports, prompt_cache: Path) -> 
             "client_id": "e2e-node",
             "keepalive_seconds": 5,
         }
+        if spec.live_cover:
+            config["mqtt"]["live_cover"] = True
     dialplan = {
         "area": AREA,
         "name": "Test advice line",

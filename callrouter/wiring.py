@@ -1,0 +1,67 @@
+"""How the settings become what the engine runs on: the flow's environment, and the metric
+series and gauges that follow the configuration (used at start-up and by every reload)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+
+from callrouter.adapters.metrics import Metrics
+from callrouter.core.calendar import is_open
+from callrouter.core.callflow import FlowEnv
+from callrouter.core.directory import CallerDirectory
+from callrouter.core.learning import MemberStats
+from callrouter.core.planner import RotaPlanSource
+from callrouter.core.strategies import strategy_named
+from callrouter.engine import EnginePresence
+from callrouter.prompt_set import recording_notice
+from callrouter.settings.dialplan import Dialplan
+from callrouter.settings.loader import Settings
+
+log = structlog.get_logger("callrouter.app")
+
+
+def build_env(settings: Settings, presence: EnginePresence, stats: MemberStats) -> FlowEnv:
+    zone = settings.rotas.zone
+
+    def open_now(dialplan: Dialplan, now: float) -> bool:
+        return is_open(dialplan.hours, datetime.fromtimestamp(now, tz=zone))
+
+    return FlowEnv(
+        specialty_names=dict(settings.config.specialties),
+        directories={area: CallerDirectory(plan) for area, plan in settings.dialplans.items()},
+        plans=RotaPlanSource(settings.dialplans, settings.rotas),
+        presence=presence,
+        stats=stats,
+        strategy_for=lambda policy: strategy_named(policy.strategy.value),
+        is_open=open_now,
+        free_legs=lambda: 0,  # the engine gives each call its own worker's count
+        max_call_seconds=settings.config.limits.max_call_seconds,
+        recording_notice=recording_notice(settings),
+    )
+
+
+def declare_areas(metrics: Metrics, settings: Settings) -> None:
+    """Every area's series at zero, so rates and alerts see the first call."""
+    for area, dialplan in settings.dialplans.items():
+        metrics.declare_area(area, dialplan.specialties, ("local", "ncn"))
+
+
+def publish_gauges(settings: Settings, metrics: Metrics, env: FlowEnv, now: float) -> None:
+    """Members on call per area/specialty/tier, distinct people on call (the NCN serves several
+    areas and specialties but is one set of people), and service hours."""
+    on_call: dict[str, set[str]] = {}
+    for area, dialplan in settings.dialplans.items():
+        metrics.set_in_service_hours(area, in_hours=env.is_open(dialplan, now))
+        people = on_call.setdefault(area, set())
+        for specialty in dialplan.specialties:
+            try:
+                plan = env.plans.plan(area, specialty, now)
+            except LookupError:
+                log.exception("plan_failed", area=area, specialty=specialty)
+                continue
+            for tier in plan.tiers:
+                metrics.set_members_on_call(area, specialty, tier.name, len(tier.members))
+                people.update(member.member_id for member in tier.members)
+    metrics.set_consultants_on_call(on_call)
