@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -73,6 +74,8 @@ async def run(config_path: Path, options: RunOptions) -> int:
     security = settings.config.security
     # Before anything opens: a key that cannot be read is a start failure, not a late surprise.
     key = SealingKey.load(security.key_file, security.key_env) if security.has_key else None
+    if security.key_env is not None:
+        os.environ.pop(security.key_env, None)  # in memory only: never inherited by the workers
     database = settings.config.database
     metrics = Metrics(version=__version__)  # first: the store reports its failures to it
     spool = SpoolOptions(
@@ -261,7 +264,9 @@ async def _serve(
 
     async def reload() -> None:
         errors: list[str] = []
-        fresh = await reload_settings(engine, settings.config_path, prepare, errors.append)
+        fresh = await reload_settings(
+            engine, settings.config_path, prepare, errors.append, running=settings.config
+        )
         metrics.config_reloaded(ok=fresh is not None, now=time.time())
         trail.config_reload(str(settings.config_path), errors[0] if errors else None)
         if fresh is not None:

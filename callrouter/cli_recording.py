@@ -1,4 +1,4 @@
-"""``callrouter keygen`` and ``callrouter recording get|purge``: the sealing key and recordings.
+"""``callrouter keygen``, ``recording get|purge`` and ``nhs-number``: what the key seals.
 
 ``get`` decrypts one call's recording to a WAV: a wrong key or a file changed by even one byte is
 a one-line error, exit 1, and no output file. ``purge`` removes recordings of calls older than
@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
 from typing import TextIO
 
-from callrouter.adapters.sealing import KeyLoadError, SealError, SealingKey
+from callrouter.adapters.sealing import KeyLoadError, SealError, SealingKey, open_field
 from callrouter.adapters.store_sqlite import CallStore
 from callrouter.cli_common import Subparsers, add_config_argument, settings_or_exit
 from callrouter.recordings import RecordingArchive
 from callrouter.settings.config import Config
+from callrouter.sinks import nhs_context
 
 EXIT_FAILED = 1
 SECONDS_PER_DAY = 86_400
@@ -51,6 +54,14 @@ def add_recording_commands(subparsers: Subparsers[argparse.ArgumentParser]) -> N
         "--older-than-days", type=int, help="override recording.retention_days", metavar="DAYS"
     )
     purge.set_defaults(func=run_purge)
+
+    nhs = subparsers.add_parser(
+        "nhs-number", help="open the sealed NHS number of one call (needs the key)"
+    )
+    add_config_argument(nhs)
+    nhs.add_argument("call_id")
+    nhs.add_argument("--db", type=Path, help="override database.path")
+    nhs.set_defaults(func=run_nhs_number)
 
 
 def _fail(what: str, message: str, stderr: TextIO) -> int:
@@ -124,3 +135,29 @@ async def _purge(db: Path, before: float) -> int:
             Path(sealed).unlink(missing_ok=True)
             await store.mark_recording_purged(call_id)
     return len(old)
+
+
+def run_nhs_number(args: argparse.Namespace) -> int:
+    """Print one call's NHS number, for clinical follow-up by whoever holds the key."""
+    config = settings_or_exit(args.config).config
+    db: Path = args.db or config.database.path
+    try:
+        key = SealingKey.load(config.security.key_file, config.security.key_env)
+        sealed = _sealed_nhs_number(db, args.call_id)
+        number = open_field(key, sealed, nhs_context(args.call_id))
+    except (KeyLoadError, SealError, LookupError, sqlite3.Error) as error:
+        return _fail("nhs-number", str(error), sys.stderr)
+    print(number)
+    return 0
+
+
+def _sealed_nhs_number(db: Path, call_id: str) -> str:
+    if not db.exists():
+        raise LookupError(f"no call-record database at {db}")
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        row = conn.execute("SELECT nhs_number FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+    if row is None:
+        raise LookupError(f"no call {call_id[:80]!r} in {db}")
+    if row[0] is None:
+        raise LookupError(f"call {call_id} has no NHS number")
+    return str(row[0])

@@ -14,6 +14,7 @@ import structlog
 
 from callrouter.adapters import systemd
 from callrouter.engine import Engine
+from callrouter.settings.config import Config
 from callrouter.settings.errors import ConfigError
 from callrouter.settings.loader import Settings, load_settings
 from callrouter.wiring import build_env
@@ -62,16 +63,20 @@ async def reload_settings(
     config_path: Path,
     prepare: Callable[[Settings], Awaitable[None]],
     on_error: Callable[[str], None] | None = None,
+    running: Config | None = None,
 ) -> Settings | None:
     """Load the tree again; on any error keep what runs. Returns the new settings if taken.
 
     ``prepare`` makes the new tree's prompts (and metric series) before any call can use them,
     so no call makes audio on the event loop mid-call. ``on_error`` is given a refusal's error
-    text (the audit trail keeps it).
+    text (the audit trail keeps it). With ``running`` (the config the engine started with), a
+    tree that changes what only a restart can change is refused.
     """
     systemd.reloading()
     try:
         fresh = await asyncio.to_thread(load_settings, config_path)
+        if running is not None:
+            _restart_only_unchanged(running, fresh)
     except ConfigError as error:
         _reload_failed("reload_rejected", str(error))
         if on_error is not None:
@@ -89,6 +94,20 @@ async def reload_settings(
     systemd.status(f"running; configuration reloaded {_stamp()}")
     systemd.ready()
     return fresh
+
+
+def _restart_only_unchanged(running: Config, fresh: Settings) -> None:
+    """The key is read once, at start-up, and the recordings archive opened then: a reload
+    cannot bring a key (NHS numbers would be stored in clear) or start or move recordings."""
+    changed = [
+        name
+        for name in ("security", "recording")
+        if getattr(running, name) != getattr(fresh.config, name)
+    ]
+    if changed:
+        source = fresh.sources[0]  # config.yaml is read first
+        message = "changed: this section takes effect only at a restart (the running one is kept)"
+        raise ConfigError([source.issue((name,), message, at_key=True) for name in changed])
 
 
 def _reload_failed(event: str, errors: str) -> None:

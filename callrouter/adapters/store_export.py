@@ -38,6 +38,8 @@ _COLUMNS: Final[tuple[tuple[str, bool], ...]] = (
     ("survey_avoided_referral", False),
     ("member_id", False),
     ("tier", False),
+    ("recording_state", False),  # stored, incomplete, failed, purged; empty: not recorded
+    ("recording_seconds", False),
 )
 
 FIELDS: Final[tuple[str, ...]] = (

@@ -84,6 +84,9 @@ class TestRecordedCall:
         with pytest.raises(SealError):
             open_field(key, sealed_nhs, nhs_context("another-call"))
 
+        shown = callrouter(engine.config, "nhs-number", call["call_id"], "--db", str(engine.db))
+        assert (shown.returncode, shown.stdout) == (0, RIGHT + "\n"), shown.stderr
+
         assert call["recording_state"] == "stored", call
         sealed = Path(call["recording_path"])
         assert sealed.exists()

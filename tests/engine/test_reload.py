@@ -143,3 +143,25 @@ class TestReload:
         sent = datagrams(notify_socket)
         assert "No space left on device" in sent[1]
         assert sent[2:] == ["READY=1"]
+
+    def test_key_and_recording_change_only_at_a_restart(
+        self, tmp_path: Path, notify_socket: socket.socket
+    ) -> None:
+        config = copy_tree(tmp_path)
+        engine = engine_on(config)
+        running = load_settings(config).config
+        text = config.read_text()
+        config.write_text(text.replace("key_file: var/callrouter.key", "key_env: OTHER_KEY"))
+        errors: list[str] = []
+        fresh = asyncio.run(
+            reload_settings(engine, config, Prepared(), errors.append, running=running)
+        )
+        assert fresh is None
+        (error,) = errors
+        line = next(n for n, t in enumerate(text.splitlines(), 1) if t.startswith("security:"))
+        assert f"config.yaml:{line}:1: security: changed" in error
+        assert "only at a restart" in error
+        assert "STATUS=reload FAILED" in datagrams(notify_socket)[1]
+        # the same tree as running reloads fine
+        config.write_text(text)
+        assert asyncio.run(reload_settings(engine, config, Prepared(), running=running))
