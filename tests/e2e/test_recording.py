@@ -97,6 +97,8 @@ class TestRecordedCall:
         got = callrouter(engine.config, "recording", "get", call["call_id"], "-o", str(out))
         assert got.returncode == 0, got.stderr
         seconds, rms = wav_facts(out)
+        # the figures behind the closing note (pytest -s shows them)
+        print(f"recording: talk {call['talk_seconds']:.3f}s, wav {seconds:.3f}s, rms {rms:.0f}")
         assert abs(seconds - call["talk_seconds"]) <= 0.5, (seconds, call["talk_seconds"])
         assert rms > 100  # the GP's speech, not silence
 
