@@ -105,6 +105,7 @@ class TestHostileBusMessage:
         assert not any(e.get("event") == "bus_session_failed" for e in engine.log_events())
 
         code, took = sigterm_and_time(engine)
+        print(f"SIGTERM to exit after the bomb: {took:.2f}s")  # the closing note's figure (-s)
         assert code == 0, engine.log()
         assert took < STOP_BOUND, f"took {took:.1f}s to stop"
         events = [e.get("event") for e in engine.log_events()]
@@ -120,6 +121,7 @@ class TestDeadBroker:
         assert broker.process is not None
         os.kill(broker.process.pid, signal.SIGSTOP)
         code, took = sigterm_and_time(engine)
+        print(f"SIGTERM to exit with a frozen broker: {took:.2f}s")
         assert code == 0, engine.log()
         assert took < STOP_BOUND, f"took {took:.1f}s to stop"
         events = [e.get("event") for e in engine.log_events()]
