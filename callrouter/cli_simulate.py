@@ -47,10 +47,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         type=Path,
-        default=DEFAULT_CONFIG,
         metavar="PATH",
         help="config tree whose rotas decide who is on call when the workload "
-        "has no 'teams' (default: ./config.yaml)",
+        "has no 'teams' (default: the workload's 'config', else ./config.yaml)",
     )
     parser.add_argument(
         "--strategy",
@@ -138,7 +137,7 @@ def run_simulate(
         print(f"unknown strategy {unknown[0]!r}; known: {', '.join(known)}", file=err)
         return EXIT_CONFIG
     try:
-        prepared = prepare(args.workload, args.config)
+        prepared = prepare(args.workload, args.config, fallback=DEFAULT_CONFIG)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=err)

@@ -159,7 +159,9 @@ def summarise(name: str, tally: Tally, members: Sequence[str]) -> Summary:
         connect_p50_s=quantile(times, 0.5),
         connect_p90_s=quantile(times, 0.9),
         rings_per_connected=_ratio(sum(s.rings for s in specs.values()), connected),
-        mean_call_length_s=_ratio(sum(s.talk_seconds for s in specs.values()), connected),
+        # The bound talks to nobody: no call length (NaN) rather than 0.
+        mean_call_length_s=_ratio(sum(s.talk_seconds for s in specs.values()), connected)
+        or math.nan,
         mean_calls_per_consultant=sum(counts) / len(counts) if counts else 0.0,
         max_calls_per_consultant=max(counts, default=0),
         abandoned=sum(s.abandoned for s in specs.values()),

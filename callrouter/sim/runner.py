@@ -52,14 +52,21 @@ def prepared_for(workload: Workload, scenario: Scenario) -> Prepared:
     )
 
 
-def prepare(workload_path: Path, config_path: Path | None = None) -> Prepared:
-    """Read and cross-check the workload (and the config tree when it has no ``teams``).
-    Raises ``ConfigError`` listing every problem with its file:line:col."""
+def prepare(
+    workload_path: Path, config_path: Path | None = None, *, fallback: Path | None = None
+) -> Prepared:
+    """Read and cross-check the workload (and the config tree when it has no ``teams``: the
+    one given, else the workload's ``config`` (relative to the workload file), else
+    ``fallback`` if it exists). Raises ``ConfigError`` listing every problem at file:line:col."""
     source = read_workload(workload_path)
     workload = source.model
     if workload.teams is not None:
         scenario = synthetic_scenario_checked(source)
     else:
+        if config_path is None and workload.config is not None:
+            config_path = workload_path.parent / workload.config
+        if config_path is None and fallback is not None and fallback.exists():
+            config_path = fallback
         if config_path is None:
             from callrouter.settings.errors import ConfigError, ConfigIssue  # noqa: PLC0415
 

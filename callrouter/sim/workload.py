@@ -125,6 +125,7 @@ class TeamSize(Frozen):
 
 
 class Workload(Frozen):
+    config: Path | None = None  # the config tree whose rotas to use (relative to this file)
     seed: int = 1
     start: date  # the first simulated day (Europe/London); weekends are skipped
     days: Annotated[int, Field(ge=1, le=3660)]
