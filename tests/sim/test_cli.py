@@ -59,16 +59,22 @@ class TestCommandLine:
         assert done.stderr == ""  # no progress bar when stderr is not a terminal
 
     def test_seed_and_days(self, tiny: Path) -> None:
-        base = json.loads(simulate("--workload", str(tiny), "--json", "--strategy", "linear").stdout)
+        base = json.loads(
+            simulate("--workload", str(tiny), "--json", "--strategy", "linear").stdout
+        )
         again = simulate("--workload", str(tiny), "--json", "--strategy", "linear", "--seed", "3")
         assert json.loads(again.stdout) == base  # the workload's own seed is 3
         other = json.loads(
-            simulate("--workload", str(tiny), "--json", "--strategy", "linear", "--seed", "9").stdout
+            simulate(
+                "--workload", str(tiny), "--json", "--strategy", "linear", "--seed", "9"
+            ).stdout
         )
         assert other["seed"] == 9
         assert other["strategies"] != base["strategies"]
         longer = json.loads(
-            simulate("--workload", str(tiny), "--json", "--strategy", "linear", "--days", "10").stdout
+            simulate(
+                "--workload", str(tiny), "--json", "--strategy", "linear", "--days", "10"
+            ).stdout
         )
         calls = base["strategies"]["linear"]["calls"]
         assert 1.6 * calls < longer["strategies"]["linear"]["calls"] < 2.4 * calls
@@ -132,3 +138,35 @@ class TestPlot:
         assert status == 0
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert json.loads(capsys.readouterr().out)["strategies"]["adaptive"]["calls"] > 0
+
+
+class TestPlanAndRotas:
+    """--plan as a service manager reads it; a rota workload finds its config tree."""
+
+    def test_plan_says_the_team_already_meets(self, tiny: Path) -> None:
+        done = simulate(
+            "--workload", str(tiny), "--plan", "--target-ftcr", "0.3", "--target-connect", "200"
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.count("the current team already meets the targets") == 2
+        assert "new members behave like their tier: local 50% pick-up" in done.stdout
+
+    def test_rota_workload_uses_its_config(self) -> None:
+        done = simulate(
+            "--workload",
+            "workloads/shipped-rotas.yaml",
+            "--days",
+            "2",
+            "--strategy",
+            "linear",
+            "--json",
+        )
+        assert done.returncode == 0, done.stderr
+        figures = json.loads(done.stdout)["strategies"]["linear"]
+        assert set(figures["per_specialty"]) == {
+            "cardiology",
+            "dermatology",
+            "paediatrics",
+            "respiratory",
+        }
+        assert any(member.startswith("m-derm-") for member in figures["per_consultant"])

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from callrouter.core.plan import Candidate, HuntPlan, Tier
-from callrouter.sim.calls import SimCall
 from callrouter.sim.bound import BOUND
+from callrouter.sim.calls import SimCall
 from callrouter.sim.report import Summary
 from callrouter.sim.runner import (
     all_strategies,
