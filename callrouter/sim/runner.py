@@ -139,6 +139,7 @@ def run_strategy(
             prepared.arrivals,
             seed=workload.seed,
             patience=(patience.mu, patience.sigma),
+            call_length=(length.mu, length.sigma),
             away=prepared.away,
         )
         return summarise(strategy, tally, prepared.scenario.members)
