@@ -22,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from callrouter.sim.bound import BOUND  # noqa: E402
+from callrouter.sim.report import Summary  # noqa: E402
 from callrouter.sim.runner import all_strategies, prepare, run_seeds  # noqa: E402
 from callrouter.sim.verdict import Goal, judge  # noqa: E402
 
@@ -36,6 +38,18 @@ def cell(goal: Goal) -> str:
     margin = goal.margin.mean * scale
     spread = goal.margin.half_width * scale
     return f"{_SHORT[goal.verdict]} {margin:+.2f}±{spread:.2f}"
+
+
+def fastest(runs: list[dict[str, Summary]], default: str) -> str:
+    """The default's mean connection over the bound's, and the fastest strategy's (context for
+    the connection goal: how close any strategy comes to the bound)."""
+
+    def ratio(name: str) -> float:
+        return sum(r[name].connect_mean_s / r[BOUND].connect_mean_s for r in runs) / len(runs)
+
+    names = [n for n in runs[0] if n != BOUND]
+    best = min(names, key=ratio)
+    return f"{ratio(default):.2f}x, {best} {ratio(best):.2f}x"
 
 
 def main() -> int:
@@ -57,11 +71,20 @@ def main() -> int:
         met += sum(g.verdict == "met" for g in goals)
         total += len(goals)
         calls = sum(r[default].calls for r in runs) / len(runs)
-        rows.append((path.stem, f"{calls:.0f}", *(cell(g) for g in goals)))
+        rows.append((path.stem, f"{calls:.0f}", *(cell(g) for g in goals), fastest(runs, default)))
         print(f"{path.stem}:", file=sys.stderr)
         for goal in goals:
             print(f"  {goal.name}: {goal.detail}", file=sys.stderr)
-    head = ("workload", "calls", "FTCR (pt)", "connection (s)", "rings", "top share (pt)", "tier")
+    head = (
+        "workload",
+        "calls",
+        "FTCR (pt)",
+        "connection (s)",
+        "rings",
+        "top share (pt)",
+        "tier",
+        "conn/bound: default, fastest",
+    )
     widths = [max(len(str(r[i])) for r in [head, *rows]) + 2 for i in range(len(head))]
     print(f"default strategy vs the goals, {args.seeds} seeds per workload; margin ±95% CI")
     print("".join(f"{h:<{w}}" for h, w in zip(head, widths, strict=True)))
