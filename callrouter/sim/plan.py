@@ -25,6 +25,8 @@ from callrouter.sim.verdict import Spread
 from callrouter.sim.workload import Consultants, TeamSize, Workload
 
 MAX_TEAM = 24  # local + NCN members tried before saying the target is out of reach
+MAX_NCN = 4  # NCN members tried at each team size (the network is shared; locals come first)
+PLATEAU_SIZES = 3  # stop when this many larger sizes in a row bring nothing closer
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,8 @@ class TeamPlan:
     ftcr: Spread
     connect_mean_s: Spread
     calls: int
+    reached: bool = True  # False: local/ncn are the closest team tried, not one that meets
+    tried_up_to: int = 0  # with reached False: the largest team tried
 
     def margin(self, target_ftcr: float) -> Spread:
         return Spread(self.ftcr.mean - target_ftcr, self.ftcr.half_width)
@@ -108,20 +112,36 @@ def _search(
     specialty, rate = traffic
     target_ftcr, target_connect_s = targets
     best: TeamPlan | None = None
+    stale = 0
     for total in range(1, max_team + 1):
         if progress is not None:
             progress(specialty, total)
         meeting: list[TeamPlan] = []
-        for local in range(total, -1, -1):
-            tried = _try(workload, traffic, (local, total - local), strategy, seeds)
+        before = best
+        for ncn in range(min(total - 1, MAX_NCN) + 1):  # most local first (at least one)
+            tried = _try(workload, traffic, (total - ncn, ncn), strategy, seeds)
             if tried.ftcr.mean >= target_ftcr and tried.connect_mean_s.mean <= target_connect_s:
                 meeting.append(tried)
             elif best is None or _closer(tried, best, target_ftcr):
                 best = tried
         if meeting:
             return max(meeting, key=lambda p: (p.ftcr.mean, -p.connect_mean_s.mean))
+        stale = stale + 1 if before is not None and best is before else 0
+        if stale >= PLATEAU_SIZES:
+            break  # larger teams stopped helping: more members will not reach it
     assert best is not None
-    return TeamPlan(specialty, rate, False, None, None, best.ftcr, best.connect_mean_s, best.calls)
+    return TeamPlan(
+        specialty,
+        rate,
+        False,
+        best.local,
+        best.ncn,
+        best.ftcr,
+        best.connect_mean_s,
+        best.calls,
+        reached=False,
+        tried_up_to=total,
+    )
 
 
 def _closer(a: TeamPlan, b: TeamPlan, target_ftcr: float) -> bool:
@@ -195,8 +215,8 @@ def plan_table(
         ncn = "-" if p.ncn is None else str(p.ncn)
         if p.current_meets:
             note = "  the current team already meets the targets"
-        elif p.local is None:
-            note = f"  not reached with {max_team} members; best tried"
+        elif not p.reached:
+            note = f"  not reached (tried up to {p.tried_up_to} members): closest shown"
         else:
             note = ""
         lines.append(

@@ -50,8 +50,9 @@ class TestCapacityPlanning:
         [plan] = plan_teams(
             prepare(write(never)), "adaptive", 0.99, target_connect_s=5.0, max_team=3
         )
-        assert plan.local is None
-        assert "not reached with 3 members" in plan_table([plan], 0.99, 5.0, max_team=3)
+        assert not plan.reached
+        assert plan.local is not None  # the closest team tried is shown
+        assert "not reached (tried up to 3 members)" in plan_table([plan], 0.99, 5.0, max_team=3)
 
     def test_table_lists_each_specialty(self, tiny: Path) -> None:
         plans = plan_teams(prepare(tiny), "adaptive", 0.5, target_connect_s=120.0)
