@@ -63,7 +63,7 @@ def table(runs: Sequence[Run], default: str) -> str:
             f"{mean(lambda s: s.gave_up):>10.0f}",
             f"{mean(lambda s: s.tier_violations):>10.0f}",
         )
-        rows.append("".join(cells).replace("nan", "  -"))
+        rows.append("".join(cells).replace("nans", "   -").replace("nan", "  -"))
     return "\n".join(rows)
 
 
