@@ -10,7 +10,8 @@ Updated from LegEnded facts only (never from hidden knowledge). Pure: the caller
   decaying with the answer evidence, for pacing: the share of a member's pick-ups still to come
   after t seconds of silence is read from what they did, not from a fitted curve (delays are
   only ever seen inside the ring time, which biases a fitted lognormal short).
-- Recent accepted calls decay with a half-life of working hours, for the fairness guard.
+- Recent accepted calls decay with a half-life of a day (overnight keeps most of it), for the
+  fairness guard.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The simulator: deterministic, the same world for every strategy, the oracle on top, and the
+"""The simulator: deterministic, the same world for every strategy, the bound on top, and the
 tier promise kept by every strategy."""
 
 from __future__ import annotations
