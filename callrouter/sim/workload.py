@@ -22,7 +22,8 @@ from callrouter.settings.errors import ConfigError, ConfigIssue, FieldError
 from callrouter.settings.source import SourceFile, read_model
 
 Probability = Annotated[float, Field(ge=0, le=1)]
-Seconds = Annotated[float, Field(gt=0, le=86_400)]
+MAX_SECONDS = 86_400.0
+Seconds = Annotated[float, Field(gt=0, le=MAX_SECONDS)]
 _TRAFFIC_KEY = re.compile(SLUG[:-1] + r"(/[a-z0-9]+(-[a-z0-9]+)*)?$")  # "renal", "barnet/renal"
 Z90 = 1.2815515655446004  # the standard normal's 90th percentile
 
@@ -138,7 +139,7 @@ class Workload(Frozen):
     call_length_seconds: Spread = Spread(median=220, p90=480)
     # A GP still waiting this long after choosing hangs up: one figure, or a lognormal spread
     # drawn per call.
-    gp_patience_seconds: Seconds | Spread = 120.0
+    gp_patience_seconds: Spread = Spread(median=120, p90=120)
     arrivals: ArrivalProfile = ArrivalProfile()
     weekends: bool = False  # simulate Saturdays and Sundays too (default: weekdays only)
     hunt: HuntDefaults = HuntDefaults()  # synthetic teams only: the hunt policy of every specialty
@@ -161,12 +162,25 @@ class Workload(Frozen):
             raise FieldError("the end must be after the start", 1)
         return hours
 
+    @field_validator("gp_patience_seconds", mode="before")
+    @classmethod
+    def _fixed_patience(cls, value: object) -> object:
+        """One figure is a spread of zero width (YAML scalars arrive as text: typed by key)."""
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            try:
+                seconds = float(value)
+            except ValueError:
+                raise FieldError(
+                    f"not a number of seconds or a {{median, p90}}: {value!r}"
+                ) from None
+            if not 0 < seconds <= MAX_SECONDS:
+                raise FieldError(f"must be more than 0 and at most {MAX_SECONDS:.0f} seconds")
+            return {"median": seconds, "p90": seconds}
+        return value
+
     def patience(self) -> Spread:
-        """The GP's patience as a spread (a fixed figure is a spread of zero width)."""
-        patience = self.gp_patience_seconds
-        if isinstance(patience, Spread):
-            return patience
-        return Spread(median=patience, p90=patience)
+        """The GP's patience, drawn per call (a fixed figure is a spread of zero width)."""
+        return self.gp_patience_seconds
 
     def traffic(self) -> list[tuple[str | None, str, float]]:
         """``(area or None, specialty, calls per hour)`` per key, in file order."""
