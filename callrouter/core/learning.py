@@ -4,7 +4,8 @@ Updated from LegEnded facts only (never from hidden knowledge). Pure: the caller
 
 - Answer likelihood (picked up within the ring time) is a Beta posterior mean whose evidence
   decays a little with each new ring, so a member seen twice is not judged on two rings and one
-  whose habits change is followed.
+  whose habits change is followed; and per hour of the day, each hour's own decaying record
+  weighed against the overall rate (clinic mornings, a free lunch hour).
 - Answer delay is learned as a lognormal (exponentially weighted mean and variance of the log
   of the seconds from ring start to pick-up), for ordering, and as a histogram of 2-second bins
   decaying with the answer evidence, for pacing: the share of a member's pick-ups still to come
@@ -29,6 +30,8 @@ PRIOR_DELAY_SECONDS = 8.0
 PRIOR_LOG_DELAY_VAR = 0.5  # ~ a p90 of 2.5 x the median until a member has been seen answering
 DELAY_WEIGHT = 0.2  # weight of the newest observation in the delay averages
 MISS_DECAY = 0.97  # each new ring keeps this share of the old answer evidence
+HOUR_DECAY = 0.9  # each new ring in an hour of the day keeps this share of that hour's evidence
+HOUR_PRIOR_RINGS = 3.0  # an hour's own pick-up rate counts as this many rings of the overall
 DELAY_BIN_SECONDS = 2.0
 DELAY_BINS = 30  # 0-2 s … 58 s and more
 FAIRNESS_HALF_LIFE_SECONDS = 24 * 3600.0  # how fast recent accepted calls are forgotten
@@ -68,6 +71,8 @@ class MemberRecord:
     last_offered: float = float("-inf")
     last_missed: float = float("-inf")
     delay_bins: list[float] = field(default_factory=lambda: [0.0] * DELAY_BINS)
+    hour_rung: list[float] = field(default_factory=lambda: [0.0] * 24)  # by hour of day (UTC)
+    hour_answered: list[float] = field(default_factory=lambda: [0.0] * 24)
     derived: object = None  # a strategy's figures made from this record; cleared by record()
 
 
@@ -100,7 +105,11 @@ class MemberStats:
         bins = rec.delay_bins
         for k in range(DELAY_BINS):
             bins[k] *= MISS_DECAY
+        hour = hour_of(now)
+        rec.hour_rung[hour] = rec.hour_rung[hour] * HOUR_DECAY + 1.0
+        rec.hour_answered[hour] *= HOUR_DECAY
         if result in _PICKED_UP:
+            rec.hour_answered[hour] += 1.0
             rec.answered += 1.0
             bins[min(int(max(answer_delay, 0.0) / DELAY_BIN_SECONDS), DELAY_BINS - 1)] += 1.0
             step = math.log(max(answer_delay, 0.5)) - rec.log_delay_mean
@@ -116,11 +125,19 @@ class MemberStats:
         """The member's record, None before anything was seen (read it, do not change it)."""
         return self._records.get(member_id)
 
-    def answer_rate(self, member_id: str) -> float:
+    def answer_rate(self, member_id: str, now: float | None = None) -> float:
+        """The chance of a pick-up within the ring time; with ``now``, at that hour of the day:
+        the hour's own decaying record, weighted against the member's overall rate."""
         rec = self._records.get(member_id)
         if rec is None:
             return PRIOR_ANSWERED / PRIOR_RUNG
-        return (rec.answered + PRIOR_ANSWERED) / (rec.rung + PRIOR_RUNG)
+        overall = (rec.answered + PRIOR_ANSWERED) / (rec.rung + PRIOR_RUNG)
+        if now is None:
+            return overall
+        hour = hour_of(now)
+        return (rec.hour_answered[hour] + HOUR_PRIOR_RINGS * overall) / (
+            rec.hour_rung[hour] + HOUR_PRIOR_RINGS
+        )
 
     def log_delay(self, member_id: str) -> tuple[float, float]:
         """Mean and standard deviation of ln(seconds to pick up), learned."""
@@ -149,6 +166,11 @@ class MemberStats:
     def last_offered(self, member_id: str) -> float:
         rec = self._records.get(member_id)
         return float("-inf") if rec is None else rec.last_offered
+
+
+def hour_of(now: float) -> int:
+    """The hour of the day of instant ``now`` (UTC: a label for learning, no zone needed)."""
+    return int(now // 3600.0) % 24
 
 
 def recent_of(rec: MemberRecord, now: float) -> float:

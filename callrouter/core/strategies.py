@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from callrouter.core.learning import DELAY_BIN_SECONDS, MemberStats, recent_of
+from callrouter.core.learning import DELAY_BIN_SECONDS, MemberStats, hour_of, recent_of
 from callrouter.core.plan import Candidate
 from callrouter.settings.dialplan import HuntPolicy
 from callrouter.settings.dialplan import Strategy as StrategyName
@@ -121,8 +121,8 @@ class LeastRecent(Strategy):
 class Adaptive(Strategy):
     """Learned order and pacing, with auto-pause and a fairness guard.
 
-    Order: each member's observed chance of picking up within the ring time, per second of the
-    time they usually take, best first. A member who missed a call in the last few minutes goes
+    Order: each member's observed chance of picking up within the ring time at this hour of the
+    day, per second of the time they usually take, best first. A member who missed a call in the last few minutes goes
     after the others (auto-pause: in clinic, in theatre); anyone over their fair share of the
     tier's recent calls goes after everyone (the fairness guard, see ``over_fair_share``).
 
@@ -145,23 +145,24 @@ class Adaptive(Strategy):
     hold_for_busy = True
     add_when_a_leg_ends = False
 
-    def _learned(self, member: str, stats: MemberStats) -> tuple[float, float, float]:
+    def _learned(self, member: str, stats: MemberStats, now: float) -> tuple[float, float, float]:
         """(score, give-up seconds, give-up before an over-share member) for ``member``:
         score is the chance of a pick-up per second of the typical wait (the whisper's ~4 s
         included), the better the higher. Kept on the member's record until its next result
         (ordering runs on every pass)."""
         rec = stats.get(member)
-        if rec is not None and rec.derived is not None:
-            return rec.derived  # type: ignore[return-value]
+        hour = hour_of(now)
+        if rec is not None and rec.derived is not None and rec.derived[0] == hour:  # type: ignore[index]
+            return rec.derived[1]  # type: ignore[index, no-any-return]
         mu, sigma = stats.log_delay(member)
         typical = math.exp(mu + sigma * sigma / 2)  # the lognormal's mean
         learned = (
-            stats.answer_rate(member) / (typical + 4.0),
-            give_up_on(member, stats, ADD_WHEN_ANSWER_CHANCE_BELOW),
-            give_up_on(member, stats, ADD_FAIR_BELOW),
+            stats.answer_rate(member, now) / (typical + 4.0),
+            give_up_on(member, stats, ADD_WHEN_ANSWER_CHANCE_BELOW, now),
+            give_up_on(member, stats, ADD_FAIR_BELOW, now),
         )
         if rec is not None:
-            rec.derived = learned
+            rec.derived = (hour, learned)
         return learned
 
     def order(
@@ -175,7 +176,7 @@ class Adaptive(Strategy):
         for position, candidate in enumerate(members):
             rec = stats.get(candidate.member_id)
             paused = rec is not None and rec.last_missed > pause_since
-            score = self._learned(candidate.member_id, stats)[0]
+            score = self._learned(candidate.member_id, stats, now)[0]
             # Fairness first: a member over their share goes after one who just missed.
             keyed.append(
                 (unfair.get(candidate.member_id, 0.0), paused, -score, position, candidate)
@@ -192,7 +193,7 @@ class Adaptive(Strategy):
         tier: Sequence[Candidate] = (),
         now: float = 0.0,
     ) -> float:
-        _, give_up, fair = self._learned(candidate.member_id, stats)
+        _, give_up, fair = self._learned(candidate.member_id, stats, now)
         unfair = over_fair_share(tier, stats, now)
         if unfair and max(unfair.values()) > unfair.get(candidate.member_id, 0.0):
             give_up = fair  # a member further over the fair share waits for this one
@@ -215,13 +216,16 @@ def over_fair_share(
 
 
 def give_up_on(
-    member: str, stats: MemberStats, theta: float = ADD_WHEN_ANSWER_CHANCE_BELOW
+    member: str,
+    stats: MemberStats,
+    theta: float = ADD_WHEN_ANSWER_CHANCE_BELOW,
+    now: float | None = None,
 ) -> float:
     """Seconds after which ``member``, still not answering, will probably not answer at all:
     P(answers later | silent so far) = p·S(t) / (1 - p + p·S(t)) < theta, with p the learned
     chance of a pick-up within the ring time and S(t) the share of their pick-ups that came
     after t seconds (their delay histogram). Read at the histogram's bin edges."""
-    p = stats.answer_rate(member)
+    p = stats.answer_rate(member, now)
     if p <= theta:
         return 0.0
     for k, later in enumerate(stats.answers_after(member)):
