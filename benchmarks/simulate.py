@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from callrouter.sim.runner import Prepared, all_strategies, arrivals_for, prepare, run_strategy  # noqa: E402
+from callrouter.sim.runner import Prepared, all_strategies, prepare, run_strategy  # noqa: E402
 
 
 def main() -> int:
@@ -29,9 +29,7 @@ def main() -> int:
     parser.add_argument("--strategy", action="append", dest="strategies")
     args = parser.parse_args()
 
-    base = prepare(args.workload)
-    workload = base.workload.model_copy(update={"days": args.days})
-    prepared = Prepared(workload, base.scenario, arrivals_for(workload, base.scenario))
+    prepared = prepare(args.workload, fallback=ROOT / "config.yaml").rerun(days=args.days)
     calls = len(prepared.arrivals)
     print(
         f"{args.workload.name}, {args.days} weekdays: {calls} calls per strategy; "

@@ -15,11 +15,12 @@ from typing import Any, TextIO
 
 from callrouter.cli_common import run_handler
 from callrouter.settings.errors import ConfigError
-from callrouter.sim.oracle import ORACLE
+from callrouter.sim.bound import BOUND
 from callrouter.sim.plan import plan_table, plan_teams
 from callrouter.sim.plot import PlotUnavailableError, plot_connection_times, require_matplotlib
-from callrouter.sim.report import goals, table, to_json
-from callrouter.sim.runner import all_strategies, prepare, run_all
+from callrouter.sim.runner import all_strategies, prepare, run_seeds
+from callrouter.sim.tables import table, to_json
+from callrouter.sim.verdict import goal_lines, judge
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -48,10 +49,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         type=Path,
-        default=DEFAULT_CONFIG,
         metavar="PATH",
         help="config tree whose rotas decide who is on call when the workload "
-        "has no 'teams' (default: ./config.yaml)",
+        "has no 'teams' (default: the workload's 'config', else ./config.yaml)",
     )
     parser.add_argument(
         "--strategy",
@@ -59,6 +59,27 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         dest="strategies",
         help=f"a strategy to run (repeatable; default: all of {', '.join(all_strategies())})",
+    )
+    parser.add_argument(
+        "--seed", type=int, metavar="N", help="the seed of every draw (default: the workload's)"
+    )
+    parser.add_argument(
+        "--days", type=_positive, metavar="N", help="days to simulate (default: the workload's)"
+    )
+    parser.add_argument(
+        "--seeds",
+        type=_positive,
+        default=1,
+        metavar="K",
+        help="run K seeds (the seed, then the next ones) and report means with 95%% confidence "
+        "intervals (default 1)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_positive,
+        default=2,
+        metavar="N",
+        help="processes for several seeds (default 2)",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
@@ -89,6 +110,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run_simulate)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text!r}")
+    return value
+
+
 def _share(text: str) -> float:
     value = float(text)
     if not 0.0 < value <= 1.0:
@@ -114,49 +145,73 @@ def run_simulate(
             print(f"callrouter simulate: {error}", file=err)
             return EXIT_CONFIG
     try:
-        prepared = prepare(args.workload, args.config)
+        prepared = prepare(args.workload, args.config, fallback=DEFAULT_CONFIG)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=err)
         count = sum(1 for issue in exc.issues if issue.severity == "error")
         print(f"{count} error{'s' if count != 1 else ''}: workload not run", file=err)
         return EXIT_CONFIG
+    prepared = prepared.rerun(seed=args.seed, days=args.days)
     default = prepared.scenario.default_strategy
     bar = ProgressBar(err) if err.isatty() else None
+    seeds = [prepared.workload.seed + n for n in range(args.seeds)]
 
     if args.plan:
         plans = plan_teams(
-            prepared.workload,
+            prepared,
             default,
             args.target_ftcr,
             target_connect_s=args.target_connect,
+            seeds=seeds,
             progress=None if bar is None else bar.planning,
         )
         if bar is not None:
             bar.done()
-        print(plan_table(plans, args.target_ftcr, args.target_connect), file=out)
+        print(
+            plan_table(
+                plans,
+                args.target_ftcr,
+                args.target_connect,
+                consultants=prepared.workload.consultants,
+            ),
+            file=out,
+        )
         return EXIT_OK
 
-    summaries = run_all(prepared, strategies, None if bar is None else bar.update)
+    runs = run_seeds(
+        prepared,
+        strategies,
+        seeds,
+        jobs=args.jobs,
+        progress=None if bar is None or len(seeds) > 1 else bar.update,
+    )
     if bar is not None:
         bar.done()
+    goals = judge(runs, default)
     if args.plot is not None:
-        plot_connection_times(summaries, args.plot, f"{args.workload.name}: connection time")
+        plot_connection_times(
+            list(runs[0].values()), args.plot, f"{args.workload.name}: connection time"
+        )
     if args.json:
-        print(to_json(summaries), file=out)
+        print(to_json(runs, seeds, goals), file=out)
         return EXIT_OK
     calls = len(prepared.arrivals)
+    which = (
+        f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]} (mean ±95% CI)"
+    )
     print(
-        f"{args.workload}: {calls} calls over {prepared.workload.days} weekdays, "
-        f"seed {prepared.workload.seed}; the same arrivals and behaviour for every strategy",
+        f"{args.workload}: {calls} calls over {prepared.workload.days} days, {which}; "
+        "the same arrivals and behaviour for every strategy",
         file=out,
     )
-    print(table(summaries, default), file=out)
+    print(table(runs, default), file=out)
     print(
-        f"* default strategy (the dialplans' policy); {ORACLE} knows every draw: the limit",
+        f"* default strategy (the dialplans' policy); {BOUND}: the best any strategy could do "
+        "with these draws (see docs/simulator.md)",
         file=out,
     )
-    lines = goals({s.name: s for s in summaries}, default)
+    lines = goal_lines(goals, default)
     if lines:
         print("\n".join(lines), file=out)
     return EXIT_OK

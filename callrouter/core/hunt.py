@@ -124,7 +124,8 @@ class Hunter:
         self._answered.discard(member_id)
         if declined or (rang_out and not self._strategy.ring_again_after_no_answer):
             self._declined.add(member_id)
-        self._next_add_at = -math.inf
+        if self._strategy.add_when_a_leg_ends or not self._active:
+            self._next_add_at = -math.inf  # else the legs still ringing keep their pace
         return self._fill(now)
 
     def leg_answered(self, member_id: str) -> None:
@@ -266,4 +267,7 @@ class Hunter:
         ring = strategy.ring_seconds(candidate, policy, stats)
         rings.append(Ring(candidate, self._plan.tiers[index].name, ring))
         if not strategy.serial:
-            self._next_add_at = now + strategy.stagger_seconds(candidate, policy, stats)
+            tier = self._plan.tiers[index].members
+            self._next_add_at = now + strategy.stagger_seconds(
+                candidate, policy, stats, tier=tier, now=now
+            )

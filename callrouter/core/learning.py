@@ -4,16 +4,22 @@ Updated from LegEnded facts only (never from hidden knowledge). Pure: the caller
 
 - Answer likelihood (picked up within the ring time) is a Beta posterior mean whose evidence
   decays a little with each new ring, so a member seen twice is not judged on two rings and one
-  whose habits change is followed.
-- Answer delay is learned as a lognormal: exponentially weighted mean and variance of the log of
-  the seconds from ring start to pick-up.
-- Recent accepted calls decay with a half-life of working hours, for the fairness guard.
+  whose habits change is followed; and per hour of the day, each hour's own decaying record
+  weighed against the overall rate (clinic mornings, a free lunch hour).
+- Answer delay is learned as a lognormal (exponentially weighted mean and variance of the log
+  of the seconds from ring start to pick-up), for ordering, and as a histogram of 2-second bins
+  decaying with the answer evidence, for pacing: the share of a member's pick-ups still to come
+  after t seconds of silence is read from what they did, not from a fitted curve (delays are
+  only ever seen inside the ring time, which biases a fitted lognormal short).
+- Recent accepted calls decay with a half-life of a day (overnight keeps most of it), for the
+  fairness guard.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from callrouter.core.domain import LegResult
 
@@ -24,7 +30,11 @@ PRIOR_DELAY_SECONDS = 8.0
 PRIOR_LOG_DELAY_VAR = 0.5  # ~ a p90 of 2.5 x the median until a member has been seen answering
 DELAY_WEIGHT = 0.2  # weight of the newest observation in the delay averages
 MISS_DECAY = 0.97  # each new ring keeps this share of the old answer evidence
-FAIRNESS_HALF_LIFE_SECONDS = 4 * 3600.0  # how fast recent accepted calls are forgotten
+HOUR_DECAY = 0.9  # each new ring in an hour of the day keeps this share of that hour's evidence
+HOUR_PRIOR_RINGS = 3.0  # an hour's own pick-up rate counts as this many rings of the overall
+DELAY_BIN_SECONDS = 2.0
+DELAY_BINS = 30  # 0-2 s … 58 s and more
+FAIRNESS_HALF_LIFE_SECONDS = 24 * 3600.0  # how fast recent accepted calls are forgotten
 
 # Results that say nothing about whether the member picks up (we ended the leg, or they were busy).
 # Tuples, not sets: membership then goes by identity, cheaper than hashing an Enum member.
@@ -32,6 +42,22 @@ _NEUTRAL = (LegResult.CANCELLED, LegResult.BUSY, LegResult.ERROR)
 _PICKED_UP = (LegResult.ACCEPTED, LegResult.DECLINED, LegResult.NO_CONFIRM, LegResult.HUNG_UP)
 _ACCEPTED = LegResult.ACCEPTED  # bound once: ``LegResult.X`` is a slow read on Python 3.11
 _LN2 = math.log(2.0)
+
+
+def _prior_bins() -> tuple[float, ...]:
+    """PRIOR_ANSWERED pick-ups spread over the bins as the prior lognormal would."""
+    sigma = math.sqrt(PRIOR_LOG_DELAY_VAR)
+    mu = math.log(PRIOR_DELAY_SECONDS)
+
+    def cdf(t: float) -> float:
+        return 0.5 * (1 + math.erf((math.log(t) - mu) / (sigma * math.sqrt(2)))) if t > 0 else 0.0
+
+    edges = [k * DELAY_BIN_SECONDS for k in range(DELAY_BINS)] + [math.inf]
+    shares = [(cdf(b) if b < math.inf else 1.0) - cdf(a) for a, b in itertools.pairwise(edges)]
+    return tuple(PRIOR_ANSWERED * share for share in shares)
+
+
+_PRIOR_BINS = _prior_bins()
 
 
 @dataclass(slots=True)
@@ -44,6 +70,9 @@ class MemberRecord:
     recent_at: float = float("-inf")
     last_offered: float = float("-inf")
     last_missed: float = float("-inf")
+    delay_bins: list[float] = field(default_factory=lambda: [0.0] * DELAY_BINS)
+    hour_rung: list[float] = field(default_factory=lambda: [0.0] * 24)  # by hour of day (UTC)
+    hour_answered: list[float] = field(default_factory=lambda: [0.0] * 24)
     derived: object = None  # a strategy's figures made from this record; cleared by record()
 
 
@@ -73,8 +102,16 @@ class MemberStats:
         rec.derived = None
         rec.rung = rec.rung * MISS_DECAY + 1.0
         rec.answered *= MISS_DECAY
+        bins = rec.delay_bins
+        for k in range(DELAY_BINS):
+            bins[k] *= MISS_DECAY
+        hour = hour_of(now)
+        rec.hour_rung[hour] = rec.hour_rung[hour] * HOUR_DECAY + 1.0
+        rec.hour_answered[hour] *= HOUR_DECAY
         if result in _PICKED_UP:
+            rec.hour_answered[hour] += 1.0
             rec.answered += 1.0
+            bins[min(int(max(answer_delay, 0.0) / DELAY_BIN_SECONDS), DELAY_BINS - 1)] += 1.0
             step = math.log(max(answer_delay, 0.5)) - rec.log_delay_mean
             rec.log_delay_mean += DELAY_WEIGHT * step
             rec.log_delay_var = (1 - DELAY_WEIGHT) * (rec.log_delay_var + DELAY_WEIGHT * step**2)
@@ -88,11 +125,19 @@ class MemberStats:
         """The member's record, None before anything was seen (read it, do not change it)."""
         return self._records.get(member_id)
 
-    def answer_rate(self, member_id: str) -> float:
+    def answer_rate(self, member_id: str, now: float | None = None) -> float:
+        """The chance of a pick-up within the ring time; with ``now``, at that hour of the day:
+        the hour's own decaying record, weighted against the member's overall rate."""
         rec = self._records.get(member_id)
         if rec is None:
             return PRIOR_ANSWERED / PRIOR_RUNG
-        return (rec.answered + PRIOR_ANSWERED) / (rec.rung + PRIOR_RUNG)
+        overall = (rec.answered + PRIOR_ANSWERED) / (rec.rung + PRIOR_RUNG)
+        if now is None:
+            return overall
+        hour = hour_of(now)
+        return (rec.hour_answered[hour] + HOUR_PRIOR_RINGS * overall) / (
+            rec.hour_rung[hour] + HOUR_PRIOR_RINGS
+        )
 
     def log_delay(self, member_id: str) -> tuple[float, float]:
         """Mean and standard deviation of ln(seconds to pick up), learned."""
@@ -101,9 +146,31 @@ class MemberStats:
             return math.log(PRIOR_DELAY_SECONDS), math.sqrt(PRIOR_LOG_DELAY_VAR)
         return rec.log_delay_mean, math.sqrt(max(rec.log_delay_var, 1e-4))
 
+    def answers_after(self, member_id: str) -> list[float]:
+        """Share of the member's pick-ups that came after ``k`` bins of ringing, k = 0 … DELAY_BINS
+        (1.0 first, 0.0 last), from their decaying delay histogram and the prior."""
+        rec = self._records.get(member_id)
+        counts = (
+            list(_PRIOR_BINS)
+            if rec is None
+            else [a + b for a, b in zip(rec.delay_bins, _PRIOR_BINS, strict=True)]
+        )
+        total = sum(counts)
+        out = [1.0]
+        left = total
+        for count in counts:
+            left -= count
+            out.append(max(left, 0.0) / total)
+        return out
+
     def last_offered(self, member_id: str) -> float:
         rec = self._records.get(member_id)
         return float("-inf") if rec is None else rec.last_offered
+
+
+def hour_of(now: float) -> int:
+    """The hour of the day of instant ``now`` (UTC: a label for learning, no zone needed)."""
+    return int(now // 3600.0) % 24
 
 
 def recent_of(rec: MemberRecord, now: float) -> float:

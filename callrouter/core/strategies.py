@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from statistics import NormalDist
 
-from callrouter.core.learning import MemberStats, recent_of
+from callrouter.core.learning import DELAY_BIN_SECONDS, MemberStats, hour_of, recent_of
 from callrouter.core.plan import Candidate
 from callrouter.settings.dialplan import HuntPolicy
 from callrouter.settings.dialplan import Strategy as StrategyName
 
 # A member who missed a call this recently is rung after the others (auto-pause).
 PAUSE_AFTER_MISS_SECONDS = 300.0
-# Fairness guard: a member whose recent accepted calls exceed FAIR_SHARE_FACTOR x the tier's mean
-# (plus a margin, so the first few calls of a day decide nothing) is rung after the others.
-FAIR_SHARE_FACTOR = 2.0
-FAIRNESS_MARGIN = 2.0
-# Adaptive pacing: add the next leg once the ringing member's chance of still answering is below.
-ADD_WHEN_ANSWER_CHANCE_BELOW = 0.55
-_NORMAL = NormalDist()
+# Fairness guard: a member whose recent accepted calls exceed FAIR_SHARE of the tier's (or 1/n in
+# a tier of n, if larger), plus a margin so the first few calls of a day decide nothing, is rung
+# after the others, and the member before them gets a full ring first. A share, not a multiple
+# of the mean: in a two-member tier "2 x the mean" is the whole tier and never triggers.
+FAIR_SHARE = 0.45
+FAIRNESS_MARGIN = 0.5
+# Adaptive pacing: add the next leg once the ringing member's chance of still answering is below
+# ADD_WHEN_ANSWER_CHANCE_BELOW; before a member over their fair share, below ADD_FAIR_BELOW.
+ADD_WHEN_ANSWER_CHANCE_BELOW = 0.2
+ADD_FAIR_BELOW = 0.1
 
 
 class Strategy:
@@ -35,6 +37,9 @@ class Strategy:
     tier_at_once = False  # ring a whole tier together; the next tier only when it is done
     ring_again_after_no_answer = True  # in later passes, ring again those who let it ring out
     hold_for_busy = False  # when only busy members are left, hold for them (up to max_wait)
+    # When a leg ends while others still ring, add the next leg at once (True), or only when
+    # the pace set by the legs still ringing says so (False: a leg replaces, never doubles).
+    add_when_a_leg_ends = True
 
     def order(
         self, members: Sequence[Candidate], stats: MemberStats, now: float
@@ -46,9 +51,16 @@ class Strategy:
         return policy.ring_seconds
 
     def stagger_seconds(
-        self, candidate: Candidate, policy: HuntPolicy, stats: MemberStats
+        self,
+        candidate: Candidate,
+        policy: HuntPolicy,
+        stats: MemberStats,
+        *,
+        tier: Sequence[Candidate] = (),
+        now: float = 0.0,
     ) -> float:
-        """How long after ringing ``candidate`` the next leg may be added while it still rings."""
+        """How long after ringing ``candidate`` (of ``tier``) the next leg may be added while it
+        still rings."""
         return math.inf
 
 
@@ -66,7 +78,13 @@ class RingAll(Strategy):
     tier_at_once = True
 
     def stagger_seconds(
-        self, candidate: Candidate, policy: HuntPolicy, stats: MemberStats
+        self,
+        candidate: Candidate,
+        policy: HuntPolicy,
+        stats: MemberStats,
+        *,
+        tier: Sequence[Candidate] = (),
+        now: float = 0.0,
     ) -> float:
         return 0.0
 
@@ -78,7 +96,13 @@ class Staggered(Strategy):
     serial = False
 
     def stagger_seconds(
-        self, candidate: Candidate, policy: HuntPolicy, stats: MemberStats
+        self,
+        candidate: Candidate,
+        policy: HuntPolicy,
+        stats: MemberStats,
+        *,
+        tier: Sequence[Candidate] = (),
+        now: float = 0.0,
     ) -> float:
         return policy.stagger_seconds
 
@@ -97,34 +121,49 @@ class LeastRecent(Strategy):
 class Adaptive(Strategy):
     """Learned order and pacing, with auto-pause and a fairness guard.
 
-    Order: each member's observed chance of picking up within the ring time, per second of the
-    time they usually take, best first. A member who missed a call in the last few minutes goes
-    after the others (auto-pause); so does anyone who has recently taken much more than the
-    tier's fair share of calls (the fairness guard), so the keenest consultant is not given
-    every call. Pacing: the next leg is added only once the ringing member has become unlikely
-    to answer (their learned answer chance, given the seconds already rung without an answer,
-    falls below ``ADD_WHEN_ANSWER_CHANCE_BELOW``): a reliable member is rarely doubled up on,
-    an unreliable one costs the GP little waiting. Learns only from MemberStats, never from
-    anything the shell or the simulator knows beyond the legs' results.
+    Order: each member's observed chance of picking up within the ring time at this hour of the
+    day, per second of the time they usually take, best first. A member who missed a call in the
+    last few minutes goes after the others (auto-pause: in clinic, in theatre); anyone over their
+    fair share of the tier's recent calls goes after everyone (the fairness guard, see
+    ``over_fair_share``).
+
+    Pacing: one leg at a time, a second only once the ringing member has become unlikely to
+    answer: their learned pick-up chance given the seconds already rung in silence (from their
+    own delay histogram) falls below ``ADD_WHEN_ANSWER_CHANCE_BELOW``, a low bar, so a colleague
+    is rarely interrupted for a call someone else was about to take: rings per connected call
+    stay at or under a plain rota's, while a member who will not answer (in clinic, away) is
+    given up on early. While a member over their fair share waits their turn, the one ringing
+    before them is given until ``ADD_FAIR_BELOW`` (nearly a full ring). A leg that ends is not
+    replaced at once while another still rings: the ringing one keeps its pace.
+
+    Learns only from MemberStats (leg results), never from anything the shell or the simulator
+    knows beyond them.
     """
 
     name = StrategyName.ADAPTIVE.value
     serial = False
     ring_again_after_no_answer = False  # later passes are for members who were busy before
     hold_for_busy = True
+    add_when_a_leg_ends = False
 
-    def _learned(self, member: str, stats: MemberStats) -> tuple[float, float]:
-        """(score, give-up seconds) for ``member``: score is the chance of a pick-up per second
-        of the typical wait (the whisper's ~4 s included), the better the higher. Kept on the
-        member's record until its next result (ordering runs on every pass)."""
+    def _learned(self, member: str, stats: MemberStats, now: float) -> tuple[float, float, float]:
+        """(score, give-up seconds, give-up before an over-share member) for ``member``:
+        score is the chance of a pick-up per second of the typical wait (the whisper's ~4 s
+        included), the better the higher. Kept on the member's record until its next result
+        (ordering runs on every pass)."""
         rec = stats.get(member)
-        if rec is not None and rec.derived is not None:
-            return rec.derived  # type: ignore[return-value]
+        hour = hour_of(now)
+        if rec is not None and rec.derived is not None and rec.derived[0] == hour:  # type: ignore[index]
+            return rec.derived[1]  # type: ignore[index, no-any-return]
         mu, sigma = stats.log_delay(member)
         typical = math.exp(mu + sigma * sigma / 2)  # the lognormal's mean
-        learned = (stats.answer_rate(member) / (typical + 4.0), give_up_on(member, stats))
+        learned = (
+            stats.answer_rate(member, now) / (typical + 4.0),
+            give_up_on(member, stats, ADD_WHEN_ANSWER_CHANCE_BELOW, now),
+            give_up_on(member, stats, ADD_FAIR_BELOW, now),
+        )
         if rec is not None:
-            rec.derived = learned
+            rec.derived = (hour, learned)
         return learned
 
     def order(
@@ -132,41 +171,68 @@ class Adaptive(Strategy):
     ) -> list[Candidate]:
         if len(members) < 2:
             return list(members)
-        records = [stats.get(c.member_id) for c in members]
-        taken = [0.0 if r is None else recent_of(r, now) for r in records]
-        fair = FAIR_SHARE_FACTOR * sum(taken) / len(members) + FAIRNESS_MARGIN
+        unfair = over_fair_share(members, stats, now)
         pause_since = now - PAUSE_AFTER_MISS_SECONDS
         keyed = []
         for position, candidate in enumerate(members):
-            rec = records[position]
-            held_back = (rec is not None and rec.last_missed > pause_since) + (
-                taken[position] > fair
+            rec = stats.get(candidate.member_id)
+            paused = rec is not None and rec.last_missed > pause_since
+            score = self._learned(candidate.member_id, stats, now)[0]
+            # Fairness first: a member over their share goes after one who just missed.
+            keyed.append(
+                (unfair.get(candidate.member_id, 0.0), paused, -score, position, candidate)
             )
-            score = self._learned(candidate.member_id, stats)[0]
-            keyed.append((held_back, -score, position, candidate))
         keyed.sort()
-        return [item[3] for item in keyed]
+        return [item[-1] for item in keyed]
 
     def stagger_seconds(
-        self, candidate: Candidate, policy: HuntPolicy, stats: MemberStats
+        self,
+        candidate: Candidate,
+        policy: HuntPolicy,
+        stats: MemberStats,
+        *,
+        tier: Sequence[Candidate] = (),
+        now: float = 0.0,
     ) -> float:
-        return min(self._learned(candidate.member_id, stats)[1], policy.ring_seconds)
+        _, give_up, fair = self._learned(candidate.member_id, stats, now)
+        unfair = over_fair_share(tier, stats, now)
+        if unfair and max(unfair.values()) > unfair.get(candidate.member_id, 0.0):
+            give_up = fair  # a member further over the fair share waits for this one
+        return min(give_up, policy.ring_seconds)
 
 
-def give_up_on(member: str, stats: MemberStats) -> float:
+def over_fair_share(
+    members: Sequence[Candidate], stats: MemberStats, now: float
+) -> dict[str, float]:
+    """Members of a tier over their fair share of the tier's recent accepted calls, with how far
+    over (in calls): the further over, the later they go."""
+    if len(members) < 2:
+        return {}
+    taken = []
+    for candidate in members:
+        rec = stats.get(candidate.member_id)
+        taken.append(0.0 if rec is None else recent_of(rec, now))
+    limit = FAIR_SHARE * sum(taken) + FAIRNESS_MARGIN
+    return {c.member_id: n - limit for c, n in zip(members, taken, strict=True) if n > limit}
+
+
+def give_up_on(
+    member: str,
+    stats: MemberStats,
+    theta: float = ADD_WHEN_ANSWER_CHANCE_BELOW,
+    now: float | None = None,
+) -> float:
     """Seconds after which ``member``, still not answering, will probably not answer at all:
-    P(answers later | silent so far) = p·S(t) / (1 - p + p·S(t)) < threshold, with p the
-    learned pick-up chance and S the learned lognormal delay's survival within the ring time."""
-    p = stats.answer_rate(member)
-    theta = ADD_WHEN_ANSWER_CHANCE_BELOW
+    P(answers later | silent so far) = p·S(t) / (1 - p + p·S(t)) < theta, with p the learned
+    chance of a pick-up within the ring time and S(t) the share of their pick-ups that came
+    after t seconds (their delay histogram). Read at the histogram's bin edges."""
+    p = stats.answer_rate(member, now)
     if p <= theta:
         return 0.0
-    mu, sigma = stats.log_delay(member)
-    # S(t) at which the chance falls to theta; S is the share of answers still to come.
-    survival = theta * (1 - p) / (p * (1 - theta))
-    if survival >= 1.0:
-        return 0.0
-    return math.exp(mu + sigma * _NORMAL.inv_cdf(1 - survival))
+    for k, later in enumerate(stats.answers_after(member)):
+        if p * later < theta * (1.0 - p + p * later):
+            return k * DELAY_BIN_SECONDS
+    return math.inf
 
 
 _BUILTIN: dict[str, Callable[[], Strategy]] = {

@@ -6,7 +6,6 @@ rules, only what the world needs to play the GP and the consultants.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -59,12 +58,10 @@ class SimCall:
         "chunk",
         "first_tier",
         "flow",
+        "hour",
         "index",
         "legs",
         "line",
-        "oracle_acceptors",
-        "oracle_at",
-        "oracle_pick",
         "patience_at",
         "plan",
         "rung",
@@ -87,21 +84,7 @@ class SimCall:
         self.tick_at: float | None = None
         self.patience_at: float | None = None  # when the GP hangs up if still waiting
         self.talk_end_at = 0.0  # when the bridged talk ends (0: not bridged)
-        self.oracle_at = -math.inf
-        self.oracle_acceptors: list[list[str]] | None = None  # made by the oracle, once
-        self.oracle_pick: dict[str, float] = {}
-
-    def draw(self, member: str) -> tuple[bool, float, bool]:
-        """This member's behaviour on this call: answers?, after how long, accepts?"""
-        slot = self.line.slots[member]
-        at = self.base + slot
-        chunk = self.chunk
-        habit = self.line.behaviour[slot]
-        return (
-            chunk.answer_u[at] < habit.answer_probability,
-            habit.delay(chunk.delay_z[at]),
-            chunk.accept_u[at] < habit.accept_probability,
-        )
+        self.hour = 0  # the local hour the call came in: the consultants' habits of that hour
 
 
 class Busy:

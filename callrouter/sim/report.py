@@ -1,26 +1,78 @@
-"""What one strategy's run counted, the summary figures, and the side-by-side table and JSON."""
+"""What one strategy's run counted, and the summary figures made from it."""
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from callrouter.core import domain as d
+
+_SYSTEM_ENDED = (d.EndReason.NOBODY_ACCEPTED, d.EndReason.MAX_WAIT)
+
+
+@dataclass(slots=True)
+class SpecialtyTally:
+    """Counters for one specialty's calls (those that chose it)."""
+
+    chosen: int = 0  # FTCR's denominator
+    rings: int = 0
+    abandoned: int = 0  # the GP hung up while we hunted
+    gave_up: int = 0  # the system ended the hunt: nobody accepted, or the max wait ran out
+    talk_seconds: float = 0.0
+    connect_seconds: dict[int, float] = field(default_factory=dict)  # call index → seconds
+    per_member: dict[str, int] = field(default_factory=dict)  # connected calls per consultant
+
+    def on_connected(self, index: int, event: d.Connected) -> None:
+        self.connect_seconds[index] = event.connect_seconds
+        self.per_member[event.member_id] = self.per_member.get(event.member_id, 0) + 1
+
+    def on_ended(self, event: d.CallEnded) -> None:
+        if event.connected:
+            self.talk_seconds += event.talk_seconds
+        elif event.reason is d.EndReason.GP_HANGUP_HUNT:
+            self.abandoned += 1
+        elif event.reason in _SYSTEM_ENDED:
+            self.gave_up += 1
 
 
 @dataclass(slots=True)
 class Tally:
-    """Counters the world bumps while it runs (plain fields: this is on the hot path)."""
+    """Counters the world bumps while it runs, by specialty."""
 
     offered: int = 0
-    chosen: int = 0  # calls that chose a specialty: FTCR's denominator
-    connected: int = 0
-    rings: int = 0
-    abandoned: int = 0  # the GP hung up while we hunted
-    talk_seconds: float = 0.0
     tier_violations: int = 0
-    connect_seconds: list[float] = field(default_factory=list)
-    per_member: dict[str, int] = field(default_factory=dict)  # connected calls per consultant
+    by_specialty: dict[str, SpecialtyTally] = field(default_factory=dict)
+
+    def specialty(self, name: str) -> SpecialtyTally:
+        found = self.by_specialty.get(name)
+        if found is None:
+            found = self.by_specialty[name] = SpecialtyTally()
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class SpecialtySummary:
+    calls: int
+    ftcr: float
+    connect_mean_s: float
+    rings_per_connected: float
+    abandoned: int
+    gave_up: int
+    top_member: str | None  # who took the most of this specialty's connected calls
+    top_share: float  # their share of them
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "calls": self.calls,
+            "ftcr": _r(self.ftcr, 4),
+            "connect_mean_s": _r(self.connect_mean_s, 2),
+            "rings_per_connected": _r(self.rings_per_connected, 3),
+            "abandoned": self.abandoned,
+            "system_ended": self.gave_up,
+            "top_consultant": self.top_member,
+            "top_share": _r(self.top_share, 4),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,21 +88,42 @@ class Summary:
     mean_calls_per_consultant: float
     max_calls_per_consultant: int
     abandoned: int
+    gave_up: int  # calls the system ended without a connection (nobody accepted, max wait)
     tier_violations: int
-    connect_seconds: tuple[float, ...]
+    connect_seconds: tuple[float, ...]  # sorted
+    per_specialty: dict[str, SpecialtySummary]
+    per_consultant: dict[str, int]  # connected calls per consultant (every member listed)
+    connect_by_call: dict[int, float]  # call index → connection seconds
 
-    def as_json(self) -> dict[str, float | int]:
-        """The fields of the ``--json`` output, exactly (the issue's shape)."""
+    @property
+    def top_share(self) -> float:
+        """The largest share of one specialty's connected calls any one consultant took."""
+        return max((s.top_share for s in self.per_specialty.values()), default=0.0)
+
+    def as_json(self) -> dict[str, object]:
+        """Every column of the table, per specialty figures and per consultant load."""
         return {
             "calls": self.calls,
-            "ftcr": round(self.ftcr, 4),
-            "connect_mean_s": round(self.connect_mean_s, 2),
-            "connect_p50_s": round(self.connect_p50_s, 2),
-            "connect_p90_s": round(self.connect_p90_s, 2),
-            "rings_per_connected": round(self.rings_per_connected, 3),
-            "abandoned": self.abandoned,
+            "ftcr": _r(self.ftcr, 4),
+            "connect_mean_s": _r(self.connect_mean_s, 2),
+            "connect_p50_s": _r(self.connect_p50_s, 2),
+            "connect_p90_s": _r(self.connect_p90_s, 2),
+            "rings_per_connected": _r(self.rings_per_connected, 3),
+            "mean_call_length_s": _r(self.mean_call_length_s, 1),
+            "mean_calls_per_consultant": _r(self.mean_calls_per_consultant, 2),
             "max_calls_per_consultant": self.max_calls_per_consultant,
+            "abandoned": self.abandoned,
+            "system_ended": self.gave_up,
+            "tier_violations": self.tier_violations,
+            "top_share": _r(self.top_share, 4),
+            "per_specialty": {k: v.as_json() for k, v in self.per_specialty.items()},
+            "per_consultant": dict(self.per_consultant),
         }
+
+
+def _r(value: float, digits: int) -> float | None:
+    """Rounded for JSON; NaN (no calls) becomes null."""
+    return None if math.isnan(value) else round(value, digits)
 
 
 def quantile(ordered: Sequence[float], q: float) -> float:
@@ -63,105 +136,54 @@ def quantile(ordered: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else math.nan
+
+
 def summarise(name: str, tally: Tally, members: Sequence[str]) -> Summary:
-    times = sorted(tally.connect_seconds)
-    counts = [tally.per_member.get(m, 0) for m in members]
-    connected = tally.connected
+    specs = tally.by_specialty
+    by_call = {i: s for spec in specs.values() for i, s in spec.connect_seconds.items()}
+    times = sorted(by_call.values())
+    per_member: dict[str, int] = dict.fromkeys(members, 0)
+    for spec in specs.values():
+        for member, n in spec.per_member.items():
+            per_member[member] = per_member.get(member, 0) + n
+    counts = list(per_member.values())
+    chosen = sum(s.chosen for s in specs.values())
+    connected = len(times)
     return Summary(
         name=name,
-        calls=tally.chosen,
-        ftcr=connected / tally.chosen if tally.chosen else math.nan,
-        connect_mean_s=sum(times) / len(times) if times else math.nan,
+        calls=chosen,
+        ftcr=_ratio(connected, chosen),
+        connect_mean_s=_ratio(sum(times), len(times)),
         connect_p50_s=quantile(times, 0.5),
         connect_p90_s=quantile(times, 0.9),
-        rings_per_connected=tally.rings / connected if connected else math.nan,
-        mean_call_length_s=tally.talk_seconds / connected if connected else math.nan,
+        rings_per_connected=_ratio(sum(s.rings for s in specs.values()), connected),
+        # The bound talks to nobody: no call length (NaN) rather than 0.
+        mean_call_length_s=_ratio(sum(s.talk_seconds for s in specs.values()), connected)
+        or math.nan,
         mean_calls_per_consultant=sum(counts) / len(counts) if counts else 0.0,
         max_calls_per_consultant=max(counts, default=0),
-        abandoned=tally.abandoned,
+        abandoned=sum(s.abandoned for s in specs.values()),
+        gave_up=sum(s.gave_up for s in specs.values()),
         tier_violations=tally.tier_violations,
         connect_seconds=tuple(times),
+        per_specialty={k: _specialty(v) for k, v in sorted(specs.items())},
+        per_consultant=per_member,
+        connect_by_call=by_call,
     )
 
 
-def to_json(summaries: Sequence[Summary]) -> str:
-    return json.dumps({"strategies": {s.name: s.as_json() for s in summaries}}, indent=2)
-
-
-_COLUMNS = (
-    ("strategy", 14),
-    ("calls", 7),
-    ("FTCR", 7),
-    ("conn mean", 10),
-    ("p50", 7),
-    ("p90", 7),
-    ("rings/conn", 11),
-    ("call len", 9),
-    ("per cons", 9),
-    ("max", 5),
-    ("abandons", 9),
-    ("tier viol", 10),
-)
-
-
-def table(summaries: Sequence[Summary], default: str) -> str:
-    """The side-by-side table; the default strategy is marked with '*'."""
-    head = "".join(
-        f"{title:>{width}}" if i else f"{title:<{width}}"
-        for i, (title, width) in enumerate(_COLUMNS)
+def _specialty(spec: SpecialtyTally) -> SpecialtySummary:
+    connected = len(spec.connect_seconds)
+    top = max(spec.per_member.items(), key=lambda kv: (kv[1], kv[0]), default=(None, 0))
+    return SpecialtySummary(
+        calls=spec.chosen,
+        ftcr=_ratio(connected, spec.chosen),
+        connect_mean_s=_ratio(sum(spec.connect_seconds.values()), connected),
+        rings_per_connected=_ratio(spec.rings, connected),
+        abandoned=spec.abandoned,
+        gave_up=spec.gave_up,
+        top_member=top[0],
+        top_share=_ratio(top[1], connected) if connected else 0.0,
     )
-    rows = [head, "-" * len(head)]
-    for s in summaries:
-        mark = "*" if s.name == default else " "
-        cells = (
-            f"{s.name + mark:<14}",
-            f"{s.calls:>7}",
-            f"{s.ftcr * 100:>6.1f}%",
-            f"{s.connect_mean_s:>9.1f}s",
-            f"{s.connect_p50_s:>6.1f}s",
-            f"{s.connect_p90_s:>6.1f}s",
-            f"{s.rings_per_connected:>11.2f}",
-            f"{s.mean_call_length_s:>8.0f}s",
-            f"{s.mean_calls_per_consultant:>9.1f}",
-            f"{s.max_calls_per_consultant:>5}",
-            f"{s.abandoned:>9}",
-            f"{s.tier_violations:>10}",
-        )
-        rows.append("".join(cells))
-    return "\n".join(rows)
-
-
-def goals(by_name: Mapping[str, Summary], default: str) -> list[str]:
-    """The issue's goals for the default strategy, each with its measured figures."""
-    if not {"oracle", "linear", default} <= set(by_name):
-        return []
-    d, o, lin = by_name[default], by_name["oracle"], by_name["linear"]
-
-    def line(ok: bool, text: str) -> str:
-        return f"  [{'met' if ok else 'MISSED'}] {text}"
-
-    return [
-        f"Goals for the default strategy ({default}):",
-        line(
-            o.ftcr - d.ftcr <= 0.01, f"FTCR within 1 point of oracle: {d.ftcr:.1%} vs {o.ftcr:.1%}"
-        ),
-        line(
-            d.connect_mean_s <= 1.5 * o.connect_mean_s,
-            f"mean connection <= 1.5 x oracle: {d.connect_mean_s:.1f}s vs "
-            f"{1.5 * o.connect_mean_s:.1f}s",
-        ),
-        line(
-            d.connect_mean_s <= 0.5 * lin.connect_mean_s,
-            f"mean connection <= half of linear: {d.connect_mean_s:.1f}s vs "
-            f"{0.5 * lin.connect_mean_s:.1f}s",
-        ),
-        line(
-            d.rings_per_connected <= lin.rings_per_connected,
-            f"rings per connected call <= linear: {d.rings_per_connected:.2f} vs "
-            f"{lin.rings_per_connected:.2f}",
-        ),
-        line(
-            all(s.tier_violations == 0 for s in by_name.values()),
-            "no strategy rang NCN before every free local member",
-        ),
-    ]

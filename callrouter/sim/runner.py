@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from callrouter.core.strategies import builtin_names
 from callrouter.settings.loader import load_settings
 from callrouter.settings.source import SourceFile
-from callrouter.sim.draws import Arrivals, draw_arrivals, service_days
-from callrouter.sim.oracle import ORACLE
+from callrouter.sim.bound import BOUND, compute_bound
+from callrouter.sim.draws import Arrivals, AwaySpells, draw_arrivals, draw_away, service_days
 from callrouter.sim.report import Summary, summarise
 from callrouter.sim.scenario import Scenario, rota_scenario, served_specialties, synthetic_scenario
 from callrouter.sim.workload import Workload, check_workload, read_workload
@@ -21,8 +23,8 @@ Progress = Callable[[str, int, int], None]
 
 
 def all_strategies() -> list[str]:
-    """Every strategy a run compares by default: the oracle first, then the built-ins."""
-    return [ORACLE, *builtin_names()]
+    """Every strategy a run compares by default: the built-ins (the bound is not one)."""
+    return builtin_names()
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,16 +32,41 @@ class Prepared:
     workload: Workload
     scenario: Scenario
     arrivals: Arrivals
+    away: dict[str, AwaySpells]
+
+    def rerun(self, *, seed: int | None = None, days: int | None = None) -> Prepared:
+        """The same scenario with another seed or length: arrivals and spells drawn again."""
+        update: dict[str, int] = {}
+        if seed is not None:
+            update["seed"] = seed
+        if days is not None:
+            update["days"] = days
+        if not update:
+            return self
+        return prepared_for(self.workload.model_copy(update=update), self.scenario)
 
 
-def prepare(workload_path: Path, config_path: Path | None = None) -> Prepared:
-    """Read and cross-check the workload (and the config tree when it has no ``teams``).
-    Raises ``ConfigError`` listing every problem with its file:line:col."""
+def prepared_for(workload: Workload, scenario: Scenario) -> Prepared:
+    return Prepared(
+        workload, scenario, arrivals_for(workload, scenario), away_for(workload, scenario)
+    )
+
+
+def prepare(
+    workload_path: Path, config_path: Path | None = None, *, fallback: Path | None = None
+) -> Prepared:
+    """Read and cross-check the workload (and the config tree when it has no ``teams``: the
+    one given, else the workload's ``config`` (relative to the workload file), else
+    ``fallback`` if it exists). Raises ``ConfigError`` listing every problem at file:line:col."""
     source = read_workload(workload_path)
     workload = source.model
     if workload.teams is not None:
         scenario = synthetic_scenario_checked(source)
     else:
+        if config_path is None and workload.config is not None:
+            config_path = workload_path.parent / workload.config
+        if config_path is None and fallback is not None and fallback.exists():
+            config_path = fallback
         if config_path is None:
             from callrouter.settings.errors import ConfigError, ConfigIssue  # noqa: PLC0415
 
@@ -58,7 +85,7 @@ def prepare(workload_path: Path, config_path: Path | None = None) -> Prepared:
         settings = load_settings(config_path)
         check_workload(source, settings.rotas.members, served_specialties(settings))
         scenario = rota_scenario(workload, settings)
-    return Prepared(workload, scenario, arrivals_for(workload, scenario))
+    return prepared_for(workload, scenario)
 
 
 def synthetic_scenario_checked(source: SourceFile[Workload]) -> Scenario:
@@ -73,11 +100,31 @@ def arrivals_for(workload: Workload, scenario: Scenario) -> Arrivals:
     return draw_arrivals(
         workload.seed,
         scenario.lines,
-        service_days(workload.start, workload.days),
+        service_days(workload.start, workload.days, weekends=workload.weekends),
         opens=(opens.hour, opens.minute),
         closes=(closes.hour, closes.minute),
         zone=scenario.zone,
+        profile=workload.arrivals,
     )
+
+
+def away_for(workload: Workload, scenario: Scenario) -> dict[str, AwaySpells]:
+    """Every member's availability sessions (members who are never away are left out)."""
+    opens, closes = workload.hours
+    days = service_days(workload.start, workload.days, weekends=workload.weekends)
+    spells = {
+        member: draw_away(
+            workload.seed,
+            member,
+            habit.away,
+            days,
+            opens=(opens.hour, opens.minute),
+            closes=(closes.hour, closes.minute),
+            zone=scenario.zone,
+        )
+        for member, habit in scenario.behaviour.items()
+    }
+    return {member: found for member, found in spells.items() if found.starts}
 
 
 def run_strategy(
@@ -85,13 +132,25 @@ def run_strategy(
 ) -> Summary:
     workload = prepared.workload
     length = workload.call_length_seconds
+    patience = workload.patience()
+    if strategy == BOUND:
+        tally = compute_bound(
+            prepared.scenario,
+            prepared.arrivals,
+            seed=workload.seed,
+            patience=(patience.mu, patience.sigma),
+            call_length=(length.mu, length.sigma),
+            away=prepared.away,
+        )
+        return summarise(strategy, tally, prepared.scenario.members)
     world = World(
         prepared.scenario,
         prepared.arrivals,
         strategy,
         seed=workload.seed,
         call_length=(length.mu, length.sigma),
-        patience=workload.gp_patience_seconds,
+        patience=(patience.mu, patience.sigma),
+        away=prepared.away,
         progress=progress,
     )
     tally = world.run()
@@ -110,6 +169,43 @@ def run_all(
             report = _bind(progress, name, total)
         results.append(run_strategy(prepared, name, report))
     return results
+
+
+def run_seed(
+    prepared: Prepared, strategies: Sequence[str], progress: Progress | None = None
+) -> dict[str, Summary]:
+    """The bound and each strategy over one seed's world, by name (the bound first)."""
+    wanted = [BOUND, *(n for n in strategies if n != BOUND)]
+    return {s.name: s for s in run_all(prepared, wanted, progress)}
+
+
+def run_seeds(
+    prepared: Prepared,
+    strategies: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    jobs: int = 1,
+    progress: Progress | None = None,
+) -> list[dict[str, Summary]]:
+    """``run_seed`` for each seed, in ``jobs`` processes when more than one (the seeds are
+    independent worlds; each process gets the prepared scenario and draws its own)."""
+    if jobs <= 1 or len(seeds) <= 1:
+        return [run_seed(prepared.rerun(seed=seed), strategies, progress) for seed in seeds]
+    context = multiprocessing.get_context("fork")  # the scenario's closures are not picklable
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        _SHARED[0] = (prepared, tuple(strategies))
+        try:
+            return list(pool.map(_seed_in_child, seeds))
+        finally:
+            _SHARED.clear()
+
+
+_SHARED: dict[int, tuple[Prepared, tuple[str, ...]]] = {}  # inherited by forked children
+
+
+def _seed_in_child(seed: int) -> dict[str, Summary]:
+    prepared, strategies = _SHARED[0]
+    return run_seed(prepared.rerun(seed=seed), strategies)
 
 
 def _bind(progress: Progress, name: str, total: int) -> Callable[[int], None]:

@@ -20,25 +20,33 @@ from callrouter.core.planner import RotaPlanSource
 from callrouter.settings.dialplan import Dialplan, Menu, NhsNumberCapture
 from callrouter.settings.loader import Settings
 from callrouter.settings.rota import Rotas
-from callrouter.sim.workload import Workload
+from callrouter.sim.workload import Away, Consultants, Workload, step_at
 
 SYNTHETIC_AREA = "sim"
 SIM_PRACTICE_NUMBER = "02000000001"
 UNREGISTERED_NUMBER = "02000000999"
 LONDON = ZoneInfo("Europe/London")
+NEVER_AWAY = Away()
 
 
 @dataclass(frozen=True, slots=True)
 class Behaviour:
-    """One member's habits: answer at all, how fast (lognormal), accept after the whisper."""
+    """One member's habits: answer at all (by hour of the day), how fast (lognormal), accept
+    after the whisper, and how often they are away (availability sessions)."""
 
     answer_probability: float
     delay_mu: float
     delay_sigma: float
     accept_probability: float
+    by_hour: tuple[float, ...] = (1.0,) * 24  # answer-probability multiplier per local hour
+    away: Away = NEVER_AWAY
 
     def delay(self, z: float) -> float:
         return math.exp(self.delay_mu + self.delay_sigma * z)
+
+    def answers_at(self, hour: int) -> float:
+        """The chance of answering a call that came in at ``hour`` (local time)."""
+        return min(1.0, self.answer_probability * self.by_hour[hour])
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,20 +77,36 @@ class Scenario:
         return tuple(self.behaviour)
 
 
-def behaviours(workload: Workload, members: list[str]) -> dict[str, Behaviour]:
-    base = workload.consultants
+def behaviours(workload: Workload, members: Mapping[str, str]) -> dict[str, Behaviour]:
+    """Each member's habits (``members``: member id → tier kind, ``local`` or ``ncn``):
+    the member's override, field by field, over their tier's, over the workload's."""
     out: dict[str, Behaviour] = {}
-    for member in members:
-        over = base.overrides.get(member)
-        answer = base.answer_probability
-        delay = base.answer_delay_seconds
-        accept = base.accept_probability
-        if over is not None:
-            answer = answer if over.answer_probability is None else over.answer_probability
-            delay = delay if over.answer_delay_seconds is None else over.answer_delay_seconds
-            accept = accept if over.accept_probability is None else over.accept_probability
-        out[member] = Behaviour(answer, delay.mu, delay.sigma, accept)
+    for member, kind in members.items():
+        out[member] = behaviour_of(workload.consultants, kind, member)
     return out
+
+
+def behaviour_of(base: Consultants, kind: str, member: str | None) -> Behaviour:
+    answer = base.answer_probability
+    delay = base.answer_delay_seconds
+    accept = base.accept_probability
+    by_hour = base.by_hour
+    away = base.away
+    for over in (base.tiers.get(kind), base.overrides.get(member) if member else None):
+        if over is None:
+            continue
+        answer = answer if over.answer_probability is None else over.answer_probability
+        delay = delay if over.answer_delay_seconds is None else over.answer_delay_seconds
+        accept = accept if over.accept_probability is None else over.accept_probability
+        by_hour = by_hour if over.by_hour is None else over.by_hour
+        away = away if over.away is None else over.away
+    hourly = tuple(step_at(by_hour, hour) for hour in range(24))
+    return Behaviour(answer, delay.mu, delay.sigma, accept, hourly, away)
+
+
+def synthetic_kind(member: str) -> str:
+    """The tier kind of a synthetic member id (``<specialty>-local-<n>``, ``-ncn-<n>``)."""
+    return "ncn" if member.rsplit("-", 2)[-2] == "ncn" else "local"
 
 
 def menu_keys(menu: Menu, specialty: str) -> tuple[str, ...] | None:
@@ -198,7 +222,7 @@ def synthetic_scenario(workload: Workload) -> Scenario:
         lines=lines,
         callers=dict.fromkeys(dialplans, SIM_PRACTICE_NUMBER),
         specialty_names={s: s.replace("-", " ").capitalize() for s in teams},
-        behaviour=behaviours(workload, everyone),
+        behaviour=behaviours(workload, {m: synthetic_kind(m) for m in everyone}),
         default_strategy=next(iter(first.specialties.values())).strategy.value,
         zone=LONDON,
     )
@@ -270,7 +294,12 @@ def rota_scenario(workload: Workload, settings: Settings) -> Scenario:
         area: next((n for p in d.practices for n in p.numbers), UNREGISTERED_NUMBER)
         for area, d in settings.dialplans.items()
     }
-    everyone = list(dict.fromkeys(m for line in lines for m in line.universe))
+    kinds: dict[str, str] = {}
+    for line in lines:
+        for team_id in settings.dialplans[line.area].specialties[line.specialty].tiers:
+            kind = settings.rotas.teams[team_id].kind.value
+            for member in team_members(settings.rotas, team_id):
+                kinds.setdefault(member, kind)
     defaults = [
         settings.dialplans[line.area].specialties[line.specialty].strategy.value for line in lines
     ]
@@ -281,7 +310,7 @@ def rota_scenario(workload: Workload, settings: Settings) -> Scenario:
         lines=tuple(lines),
         callers=callers,
         specialty_names=dict(settings.config.specialties),
-        behaviour=behaviours(workload, everyone),
+        behaviour=behaviours(workload, kinds),
         default_strategy=max(set(defaults), key=defaults.count),
         zone=zone,
     )

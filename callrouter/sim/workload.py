@@ -22,7 +22,8 @@ from callrouter.settings.errors import ConfigError, ConfigIssue, FieldError
 from callrouter.settings.source import SourceFile, read_model
 
 Probability = Annotated[float, Field(ge=0, le=1)]
-Seconds = Annotated[float, Field(gt=0, le=86_400)]
+MAX_SECONDS = 86_400.0
+Seconds = Annotated[float, Field(gt=0, le=MAX_SECONDS)]
 _TRAFFIC_KEY = re.compile(SLUG[:-1] + r"(/[a-z0-9]+(-[a-z0-9]+)*)?$")  # "renal", "barnet/renal"
 Z90 = 1.2815515655446004  # the standard normal's 90th percentile
 
@@ -48,21 +49,73 @@ class Spread(Frozen):
         return math.log(self.p90 / self.median) / Z90
 
 
+Hour = Annotated[int, Field(ge=0, le=23)]
+Multiplier = Annotated[float, Field(ge=0, le=100)]
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Away(Frozen):
+    """Availability sessions: spells when a member answers nothing (clinic, theatre, a ward
+    round), then is back. ``per_day`` spells a day on average (Poisson), each lasting the
+    lognormal ``minutes``, starting anywhere in the service hours."""
+
+    per_day: Annotated[float, Field(ge=0, le=24)] = 0.0
+    minutes: Spread = Spread(median=60, p90=120)
+
+
 class BehaviourOverride(Frozen):
-    """One member's own habits; any field left out is the workload's."""
+    """One member's (or one tier's) own habits; any field left out is taken from above."""
 
     answer_probability: Probability | None = None
     answer_delay_seconds: Spread | None = None
     accept_probability: Probability | None = None
+    by_hour: dict[Hour, Multiplier] | None = None
+    away: Away | None = None
 
 
 class Consultants(Frozen):
-    """How every consultant behaves, unless ``overrides`` names them."""
+    """How every consultant behaves, unless ``tiers`` (by tier kind: ``local``, ``ncn``) or
+    ``overrides`` (by member id) say otherwise, field by field: member over tier over these."""
 
     answer_probability: Probability = 0.75  # a free consultant answers a ringing call at all
     answer_delay_seconds: Spread = Spread(median=8, p90=20)
     accept_probability: Probability = 0.97  # presses 1 after the whisper (else 2)
+    # Answer-probability multiplier from each listed hour (local time) to the next listed one;
+    # before the first listed hour: 1. {9: 0.5, 12: 1.2, 14: 0.8}: clinic mornings, free lunch.
+    by_hour: dict[Hour, Multiplier] = Field(default_factory=dict)
+    away: Away = Away()
+    tiers: dict[Annotated[str, Field(pattern=r"^(local|ncn)$")], BehaviourOverride] = Field(
+        default_factory=dict
+    )
     overrides: dict[str, BehaviourOverride] = Field(default_factory=dict)
+
+
+class ArrivalProfile(Frozen):
+    """Multipliers on ``calls_per_hour``: by hour of the day (from that hour to the next listed,
+    1 before the first) and by weekday (``mon`` … ``sun``; 1 when not listed)."""
+
+    by_hour: dict[Hour, Multiplier] = Field(default_factory=dict)
+    by_weekday: dict[str, Multiplier] = Field(default_factory=dict)
+
+    @field_validator("by_weekday")
+    @classmethod
+    def _weekdays(cls, days: dict[str, float]) -> dict[str, float]:
+        for day in days:
+            if day not in WEEKDAYS:
+                raise FieldError(f"{day!r} is not a weekday ({', '.join(WEEKDAYS)})", day)
+        return days
+
+    def rate_factor(self, weekday: int, hour: int) -> float:
+        return self.by_weekday.get(WEEKDAYS[weekday], 1.0) * step_at(self.by_hour, hour)
+
+
+def step_at(steps: Mapping[int, float], hour: int) -> float:
+    """The value of a step function given as {hour it starts: value} at ``hour`` (1 before)."""
+    value = 1.0
+    for start in sorted(steps):
+        if start <= hour:
+            value = steps[start]
+    return value
 
 
 class TeamSize(Frozen):
@@ -73,6 +126,7 @@ class TeamSize(Frozen):
 
 
 class Workload(Frozen):
+    config: Path | None = None  # the config tree whose rotas to use (relative to this file)
     seed: int = 1
     start: date  # the first simulated day (Europe/London); weekends are skipped
     days: Annotated[int, Field(ge=1, le=3660)]
@@ -83,7 +137,11 @@ class Workload(Frozen):
     teams: dict[Annotated[str, Field(pattern=SLUG)], TeamSize] | None = None
     consultants: Consultants = Consultants()
     call_length_seconds: Spread = Spread(median=220, p90=480)
-    gp_patience_seconds: Seconds = 120.0
+    # A GP still waiting this long after choosing hangs up: one figure, or a lognormal spread
+    # drawn per call.
+    gp_patience_seconds: Spread = Spread(median=120, p90=120)
+    arrivals: ArrivalProfile = ArrivalProfile()
+    weekends: bool = False  # simulate Saturdays and Sundays too (default: weekdays only)
     hunt: HuntDefaults = HuntDefaults()  # synthetic teams only: the hunt policy of every specialty
 
     @field_validator("calls_per_hour")
@@ -103,6 +161,26 @@ class Workload(Frozen):
         if hours[1] <= hours[0]:
             raise FieldError("the end must be after the start", 1)
         return hours
+
+    @field_validator("gp_patience_seconds", mode="before")
+    @classmethod
+    def _fixed_patience(cls, value: object) -> object:
+        """One figure is a spread of zero width (YAML scalars arrive as text: typed by key)."""
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            try:
+                seconds = float(value)
+            except ValueError:
+                raise FieldError(
+                    f"not a number of seconds or a {{median, p90}}: {value!r}"
+                ) from None
+            if not 0 < seconds <= MAX_SECONDS:
+                raise FieldError(f"must be more than 0 and at most {MAX_SECONDS:.0f} seconds")
+            return {"median": seconds, "p90": seconds}
+        return value
+
+    def patience(self) -> Spread:
+        """The GP's patience, drawn per call (a fixed figure is a spread of zero width)."""
+        return self.gp_patience_seconds
 
     def traffic(self) -> list[tuple[str | None, str, float]]:
         """``(area or None, specialty, calls per hour)`` per key, in file order."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from callrouter.core import domain as d
 from callrouter.core.callflow import WHISPER_ALLOWANCE_SECONDS, CallFlow, Effect, FlowEnv
@@ -37,8 +37,7 @@ from callrouter.core.plan import HuntPlan
 from callrouter.core.states import State
 from callrouter.core.strategies import Strategy, strategy_named
 from callrouter.sim.calls import Busy, LineRuntime, PerLeg, SimCall, SimLeg
-from callrouter.sim.draws import CHUNK, Arrivals, BehaviourChunk, behaviour_chunk
-from callrouter.sim.oracle import ORACLE, Oracle, oracle_plan
+from callrouter.sim.draws import CHUNK, Arrivals, AwaySpells, BehaviourChunk, behaviour_chunk
 from callrouter.sim.report import Tally
 from callrouter.sim.scenario import Scenario
 
@@ -83,14 +82,16 @@ class World:
         *,
         seed: int,
         call_length: tuple[float, float],
-        patience: float,
+        patience: tuple[float, float],
+        away: Mapping[str, AwaySpells] | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> None:
         self.scenario = scenario
         self.arrivals = arrivals
         self.seed = seed
         self.length_mu, self.length_sigma = call_length
-        self.patience = patience
+        self.patience_mu, self.patience_sigma = patience
+        self.away = dict(away or {})
         self.progress = progress
         self.tally = Tally()
         self.busy = Busy()
@@ -110,8 +111,7 @@ class World:
             )
             for line in scenario.lines
         ]
-        self.is_oracle = strategy == ORACLE
-        chosen: Strategy = Oracle(self) if self.is_oracle else strategy_named(strategy)
+        chosen: Strategy = strategy_named(strategy)
         self.env = FlowEnv(
             specialty_names=scenario.specialty_names,
             directories=_directories(scenario),
@@ -120,10 +120,9 @@ class World:
             stats=MemberStats(),
             strategy_for=lambda _policy: chosen,
             is_open=scenario.is_open,
-            free_legs=(lambda: 100) if self.is_oracle else (lambda: FREE_LEGS),
+            free_legs=lambda: FREE_LEGS,
             max_call_seconds=MAX_CALL_SECONDS,
         )
-        self._oracle_plans: dict[int, tuple[HuntPlan, HuntPlan]] = {}
         self._spoken: dict[int, tuple[tuple[Prompt, ...], float]] = {}
         self._answered = PerLeg(LegAnswered)
         self._whisper_done = PerLeg(PromptDone)
@@ -138,11 +137,6 @@ class World:
         assert call is not None
         call.plan = found
         call.first_tier = found.tiers[0].name if found.tiers else None
-        if self.is_oracle:
-            cached = self._oracle_plans.get(id(found))
-            if cached is None:
-                cached = self._oracle_plans[id(found)] = (found, oracle_plan(found))
-            return cached[1]
         return found
 
     # -- the loop -----------------------------------------------------------------------------
@@ -208,6 +202,7 @@ class World:
         line = self.lines[self.arrivals.lines[index]]
         flow = CallFlow(f"c{index}", line.dialplan, self.env, now)
         call = SimCall(index, flow, line, chunk, (index - chunk.first) * self.width)
+        call.hour = self.arrivals.hours[index]
         self.tally.offered += 1
         self.current = call
         effects = flow.handle(line.offered, now)
@@ -235,7 +230,7 @@ class World:
             if kind is Dial:
                 self._on_dial(call, effect, now)  # type: ignore[arg-type]
             elif kind is d.LegStarted:
-                self.tally.rings += 1
+                self.tally.specialty(call.line.specialty).rings += 1
                 if effect.tier is not call.first_tier:  # type: ignore[union-attr]
                     self._check_tiers(call, effect.tier)  # type: ignore[union-attr]
             elif kind is Hangup:
@@ -247,16 +242,17 @@ class World:
                 if effect.leg != GP:  # type: ignore[union-attr]
                     self._on_whisper(call, effect, now)  # type: ignore[arg-type]
             elif kind is d.Connected:
-                self._on_connected(effect)  # type: ignore[arg-type]
+                self._on_connected(call, effect)  # type: ignore[arg-type]
             elif kind is Bridge:
                 z = call.chunk.length_z[call.index - call.chunk.first]
                 call.talk_end_at = end = now + math.exp(self.length_mu + self.length_sigma * z)
                 heapq.heappush(self.heap, (end, next(self.seq), _TALK_END, call, None))
             elif kind is d.SpecialtyChosen:
-                self.tally.chosen += 1
-                call.patience_at = now + self.patience
+                self.tally.specialty(call.line.specialty).chosen += 1
+                z = call.chunk.patience_z[call.index - call.chunk.first]
+                call.patience_at = now + math.exp(self.patience_mu + self.patience_sigma * z)
             elif kind is d.CallEnded:
-                self._on_ended(effect)  # type: ignore[arg-type]
+                self._on_ended(call, effect)  # type: ignore[arg-type]
         deadline = None if flow._state is _ENDED else flow.next_deadline()
         patience = call.patience_at
         if patience is not None and (deadline is None or patience < deadline):
@@ -292,7 +288,10 @@ class World:
         # The 180 Ringing is not fed: it would only move the leg from DIALING to RINGING, which
         # no rule of the flow tells apart (both are unanswered), and emit a LegRang the world
         # ignores. One handle() call and one event fewer per leg.
-        if chunk.answer_u[at] < habit.answer_probability:
+        spells = self.away.get(member)
+        if spells is not None and spells.away_at(now):
+            return  # away (in clinic, theatre): lets it ring out
+        if chunk.answer_u[at] < habit.answers_at(call.hour):
             delay = math.exp(habit.delay_mu + habit.delay_sigma * chunk.delay_z[at])
             heapq.heappush(self.heap, (now + delay, next(self.seq), _ANSWER, call, leg))
 
@@ -334,18 +333,12 @@ class World:
                     self.tally.tier_violations += 1
                     return
 
-    def _on_connected(self, event: d.Connected) -> None:
-        tally = self.tally
-        tally.connected += 1
-        tally.connect_seconds.append(event.connect_seconds)
-        per = tally.per_member
-        per[event.member_id] = per.get(event.member_id, 0) + 1
+    def _on_connected(self, call: SimCall, event: d.Connected) -> None:
+        self.tally.specialty(call.line.specialty).on_connected(call.index, event)
 
-    def _on_ended(self, event: d.CallEnded) -> None:
-        if event.connected:
-            self.tally.talk_seconds += event.talk_seconds
-        elif event.reason is d.EndReason.GP_HANGUP_HUNT:
-            self.tally.abandoned += 1
+    def _on_ended(self, call: SimCall, event: d.CallEnded) -> None:
+        if event.specialty is not None:  # else: ended before choosing (closed, unknown caller)
+            self.tally.specialty(call.line.specialty).on_ended(event)
 
 
 def _directories(scenario: Scenario) -> dict[str, CallerDirectory]:

@@ -89,3 +89,27 @@ class TestWorkloadErrors:
         )
         found = issues_of(path)
         assert any("teams: no 'teams' here and no --config given" in issue for issue in found)
+
+
+class TestNewKeysErrors:
+    """The realism keys are checked like the rest: each problem at its file:line:col."""
+
+    def test_every_problem_reported(self, write) -> None:
+        text = (
+            TINY.replace("gp_patience_seconds: 120\n", "gp_patience_seconds: -5\n")
+            + "arrivals:\n  by_weekday: {funday: 2}\n  by_hour: {25: 1}\n"
+        ).replace(
+            "  accept_probability: 0.95\n",
+            "  accept_probability: 0.95\n  tiers: {remote: {answer_probability: 0.5}}\n"
+            "  away: {per_day: -1}\n",
+        )
+        found = issues_of(write(text))
+        assert len(found) == 5
+        joined = "\n".join(found)
+        assert (
+            ":21:22: gp_patience_seconds: must be more than 0 and at most 86400 seconds" in joined
+        )
+        assert "arrivals.by_weekday.funday: 'funday' is not a weekday" in joined
+        assert "arrivals.by_hour.25: Input should be less than or equal to 23" in joined
+        assert ":15:11: consultants.tiers.remote: String should match pattern" in joined
+        assert "consultants.away.per_day: Input should be greater than or equal to 0" in joined

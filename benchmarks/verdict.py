@@ -1,0 +1,99 @@
+"""The suite's verdict: every strategy on every workload of ``workloads/`` over 5 seeds, and
+whether the default strategy meets the issue's goals there, with margins and their spread.
+
+    nice -n 15 python benchmarks/verdict.py [--seeds 5] [--jobs 2] [--workload FILE]...
+
+For each workload the seeds are the workload's own seed and the next ones; each seed is one
+world that every strategy and the bound meet. A goal's margin is taken seed by seed (paired)
+and shown as mean ±95% confidence half-width: ``met`` needs the mean margin positive and larger
+than that spread, ``noise`` is positive but within it, ``MISS`` is negative. Goals (see
+callrouter/sim/verdict.py): FTCR >= best fixed strategy's - 0.5 pt; mean connection <= 1.25 x
+the bound's; rings per connected call <= linear's; no consultant above max(linear's top share,
+50%) of a specialty's calls; no tier violation by any strategy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from callrouter.sim.bound import BOUND  # noqa: E402
+from callrouter.sim.report import Summary  # noqa: E402
+from callrouter.sim.runner import all_strategies, prepare, run_seeds  # noqa: E402
+from callrouter.sim.verdict import Goal, judge  # noqa: E402
+
+_SHORT = {"met": "met", "met (within noise)": "noise", "MISSED": "MISS"}
+_SCALE = {"pt": 100.0, "s": 1.0, "": 1.0}
+
+
+def cell(goal: Goal) -> str:
+    if goal.exact:
+        return f"{_SHORT[goal.verdict]} ({-goal.margin.mean:.0f})"
+    scale = _SCALE[goal.unit]
+    margin = goal.margin.mean * scale
+    spread = goal.margin.half_width * scale
+    return f"{_SHORT[goal.verdict]} {margin:+.2f}±{spread:.2f}"
+
+
+def fastest(runs: list[dict[str, Summary]], default: str) -> str:
+    """The default's mean connection over the bound's, and the fastest strategy's (context for
+    the connection goal: how close any strategy comes to the bound)."""
+
+    def ratio(name: str) -> float:
+        return sum(r[name].connect_mean_s / r[BOUND].connect_mean_s for r in runs) / len(runs)
+
+    names = [n for n in runs[0] if n != BOUND]
+    best = min(names, key=ratio)
+    return f"{ratio(default):.2f}x, {best} {ratio(best):.2f}x"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--workload", type=Path, action="append", dest="workloads")
+    args = parser.parse_args()
+    paths = args.workloads or sorted((ROOT / "workloads").glob("*.yaml"))
+    started = time.perf_counter()
+    rows = []
+    met = total = 0
+    for path in paths:
+        prepared = prepare(path, fallback=ROOT / "config.yaml")
+        default = prepared.scenario.default_strategy
+        seeds = [prepared.workload.seed + n for n in range(args.seeds)]
+        runs = run_seeds(prepared, all_strategies(), seeds, jobs=args.jobs)
+        goals = judge(runs, default)
+        met += sum(g.verdict == "met" for g in goals)
+        total += len(goals)
+        calls = sum(r[default].calls for r in runs) / len(runs)
+        rows.append((path.stem, f"{calls:.0f}", *(cell(g) for g in goals), fastest(runs, default)))
+        print(f"{path.stem}:", file=sys.stderr)
+        for goal in goals:
+            print(f"  {goal.name}: {goal.detail}", file=sys.stderr)
+    head = (
+        "workload",
+        "calls",
+        "FTCR (pt)",
+        "connection (s)",
+        "rings",
+        "top share (pt)",
+        "tier",
+        "conn/bound: default, fastest",
+    )
+    widths = [max(len(str(r[i])) for r in [head, *rows]) + 2 for i in range(len(head))]
+    print(f"default strategy vs the goals, {args.seeds} seeds per workload; margin ±95% CI")
+    print("".join(f"{h:<{w}}" for h, w in zip(head, widths, strict=True)))
+    print("-" * sum(widths))
+    for row in rows:
+        print("".join(f"{c:<{w}}" for c, w in zip(row, widths, strict=True)))
+    print(f"{met}/{total} goals met beyond the seed spread; {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
