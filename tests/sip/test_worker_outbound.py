@@ -213,3 +213,51 @@ class TestRecording:
         failed = run(main)
         assert failed.error != ""
         assert failed.seconds == 0.0
+
+    def test_two_conversations_at_once_each_in_its_own_file(self, tmp_path: Path) -> None:
+        """A worker's four legs as two bridged calls, both recorded at once: two whole files."""
+
+        async def main() -> list[p.Recorded]:
+            config = worker_config()
+            async with WorkerPool([config]) as pool:
+                events = Events(pool)
+                remote = f"127.0.0.1:{config.listen_port}"
+                async with (
+                    sipp("uas_answer_wait_bye.xml", tmp_path, calls=2) as consultants,
+                    sipp(
+                        "uac_audio_bye.xml", tmp_path, remote=remote, calls=2, pause_ms=2500
+                    ) as gps,
+                ):
+                    first = await events.expect(p.Incoming)
+                    second = await events.expect(p.Incoming)
+                    for n, incoming in enumerate((first, second), 1):
+                        pool.send(p.Answer(leg=incoming.leg))
+                        uri = f"sip:consultant@{consultants.uri_host}"
+                        pool.send(p.Dial(leg=f"L{n}", uri=uri), near=incoming.leg)
+                    for n, incoming in enumerate((first, second), 1):
+                        await events.expect(p.Answered, leg=f"L{n}")
+                        await events.expect(p.Answered, leg=incoming.leg)
+                        wav = str(tmp_path / f"call-{n}.wav")
+                        pool.send(p.Bridge(a=incoming.leg, b=f"L{n}", record=wav))
+                    reports = [
+                        await events.expect(p.Recorded, leg=incoming.leg, timeout=15)
+                        for incoming in (first, second)
+                    ]
+                    for n in (1, 2):
+                        pool.send(p.Hangup(leg=f"L{n}"))
+                        await events.expect(p.LegClosed, leg=f"L{n}")
+                    assert await gps.wait() == 0, gps.errors()
+                    assert await consultants.wait() == 0, consultants.errors()
+                assert not events.unmatched(p.CommandError)
+                return reports
+
+        reports = run(main)
+        assert sorted(r.path for r in reports) == [
+            str(tmp_path / "call-1.wav"),
+            str(tmp_path / "call-2.wav"),
+        ]
+        for report in reports:
+            assert report.error == ""
+            seconds, rms = wav_facts(Path(report.path))
+            assert abs(seconds - report.seconds) < 0.5
+            assert rms > 100  # speech in each, not silence
