@@ -37,10 +37,37 @@ INCOMING: Final = "incoming"
 SEALED_SUFFIX: Final = ".wav.sealed"
 SHORT_BY_SECONDS: Final = 1.0  # audio this much shorter than the bridge = incomplete
 SWEEP_SECONDS: Final = 60.0
+_PCM_HEADER_BYTES: Final = 44
 
 _CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 Publish = Callable[[d.DomainEvent], Awaitable[None]]
+
+
+def repair_wav_header(path: Path) -> bool:
+    """Make the lengths in a worker's WAV header match the file; True if they had to change.
+
+    pjmedia writes them only when it closes the file: a worker killed mid-call leaves zeros,
+    and the audio before them would read as nothing. Its header is the canonical 44 bytes
+    (RIFF, fmt, then data at 36); a file of any other shape is left alone.
+    """
+    try:
+        with path.open("r+b") as wav:
+            head = wav.read(_PCM_HEADER_BYTES)
+            size = wav.seek(0, os.SEEK_END)
+            if len(head) < _PCM_HEADER_BYTES or head[:4] != b"RIFF" or head[36:40] != b"data":
+                return False
+            riff = (size - 8).to_bytes(4, "little")
+            data = (size - _PCM_HEADER_BYTES).to_bytes(4, "little")
+            if head[4:8] == riff and head[40:44] == data:
+                return False
+            wav.seek(4)
+            wav.write(riff)
+            wav.seek(40)
+            wav.write(data)
+    except OSError:
+        return False
+    return True
 
 
 def wav_seconds(path: Path) -> float:
@@ -167,6 +194,8 @@ class RecordingArchive:
                 continue
             tried += 1
             call_id = plain.name.removesuffix(".wav")
+            if repair_wav_header(plain):  # its worker died before closing it
+                log.warning("recording_header_repaired", call_id=call_id)
             await self._seal(call_id, plain, self._bridged.pop(call_id, None))
         return tried
 

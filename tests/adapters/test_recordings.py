@@ -14,7 +14,7 @@ import pytest
 
 from callrouter.adapters.sealing import SealError, SealingKey
 from callrouter.core import domain as d
-from callrouter.recordings import RecordingArchive, wav_seconds
+from callrouter.recordings import RecordingArchive, repair_wav_header, wav_seconds
 from callrouter.sip import protocol as p
 from tests.tmpfs import mounted_tmpfs, resize_tmpfs
 
@@ -146,3 +146,31 @@ class TestFullDisk:
         asyncio.run(archive.sweep(min_age=0.0))
         assert published.events[-1].state is d.RecordingState.INCOMPLETE
         assert "10.0s of 30.0s" in published.events[-1].detail
+
+
+class TestCrashedWorker:
+    """A worker killed mid-call leaves a WAV whose header says it is empty."""
+
+    def test_audio_is_saved_and_sealed(self, tmp_path: Path) -> None:
+        archive, published = archive_in(tmp_path / "rec")
+        plain = Path(archive.plain_path("call-7"))
+        write_tone(plain, 2.5)
+        raw = bytearray(plain.read_bytes())
+        raw[4:8] = raw[40:44] = bytes(4)  # what pjmedia leaves until it closes the file
+        plain.write_bytes(bytes(raw))
+        assert wav_seconds(plain) == 0.0
+        assert repair_wav_header(plain)
+        assert wav_seconds(plain) == pytest.approx(2.5)
+        assert not repair_wav_header(plain)  # whole now: left alone
+        plain.write_bytes(bytes(raw))
+        assert asyncio.run(archive.sweep(min_age=0.0)) == 1
+        (event,) = published.events
+        assert event.state is d.RecordingState.STORED
+        assert event.seconds == pytest.approx(2.5)
+
+    def test_other_files_are_left_alone(self, tmp_path: Path) -> None:
+        odd = tmp_path / "odd.wav"
+        odd.write_bytes(b"RIFF\0\0\0\0WAVEjunk")
+        assert not repair_wav_header(odd)
+        assert odd.read_bytes() == b"RIFF\0\0\0\0WAVEjunk"
+        assert not repair_wav_header(tmp_path / "absent.wav")
