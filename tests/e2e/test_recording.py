@@ -11,6 +11,7 @@ caller's number or either NHS number keyed.
 from __future__ import annotations
 
 import array
+import dataclasses
 import math
 import subprocess
 import sys
@@ -127,3 +128,38 @@ class TestRecordedCall:
         log_text = engine.log_path.read_text()
         for secret in (GP_NUMBER, RIGHT, WRONG):
             assert secret not in log_text, secret
+
+
+class TestEngineKilledMidRecording:
+    """kill -9 of the engine while a recorded call talks: the audio so far is sealed at the
+    next start and the record says so (the call itself is closed as interrupted)."""
+
+    def test_recording_sealed_after_restart(self, e2e: E2E) -> None:
+        consultant = member("c-crash")
+        engine = e2e.start(TreeSpec(members=(consultant,), record=True))
+        e2e.peers.consultant(
+            "accepts", "uas_accept.xml", port=consultant.port, ring_ms=300, key_ms=300
+        )
+        e2e.gp("gp", "uac_menu_bye.xml", NUMBER, talk_ms=20000)
+        deadline = time.monotonic() + 20
+        while not [c for c in records.calls(engine.db) if c["connected_at"] is not None]:
+            assert time.monotonic() < deadline, engine.log()
+            time.sleep(0.1)
+        time.sleep(3.0)  # talking, and being recorded
+        engine.kill()
+        e2e.peers.kill_all()
+        incoming = engine.config.parent / "var" / "recordings" / "incoming"
+        assert len(list(incoming.glob("*.wav"))) == 1  # the plain file, left by the crash
+
+        restarted = e2e.engine = dataclasses.replace(engine, process=None)
+        restarted.start()  # seals what it finds before any worker starts
+        call = records.only_call(restarted.db)
+        assert call["end_reason"] == "interrupted"
+        assert call["recording_state"] == "stored", call
+        assert 2.0 < call["recording_seconds"] < 5.0, call
+        assert not list(incoming.glob("*.wav"))
+        out = e2e.tmp_path / "out.wav"
+        got = callrouter(restarted.config, "recording", "get", call["call_id"], "-o", str(out))
+        assert got.returncode == 0, got.stderr
+        assert abs(wav_facts(out)[0] - call["recording_seconds"]) < 0.01
+        assert restarted.stop() == 0, restarted.log()
