@@ -204,8 +204,8 @@ class RecordingArchive:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
                 await self.sweep()
-            except OSError as error:
-                log.error("recording_sweep_failed", error=str(error))
+            except Exception:  # the next minute tries again; the sweeper must not die
+                log.exception("recording_sweep_failed")
 
 
 async def open_archive(
