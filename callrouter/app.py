@@ -46,7 +46,7 @@ from callrouter.settings.loader import Settings, load_settings
 from callrouter.sinks import Fanout, SealNhsNumbers, Store
 from callrouter.sip import protocol as p
 from callrouter.sip.pool import WorkerPool
-from callrouter.sip.worker_config import WorkerConfig
+from callrouter.worker_plan import engine_trunk_check, plan_workers, worker_port
 
 log = structlog.get_logger("callrouter.app")
 
@@ -140,7 +140,6 @@ async def _run_with_store(
     key: SealingKey | None,
 ) -> int:
     cfg = settings.config
-    sip_port = options.sip_port or cfg.sip.listen_port
     metrics_port = cfg.metrics.listen_port if options.metrics_port is None else options.metrics_port
     db_path = store.path
 
@@ -156,18 +155,8 @@ async def _run_with_store(
     made = await prompts.prepare(prompts_of(settings))
     log.info("prompts_ready", count=made)
 
-    worker = WorkerConfig(
-        worker_id="w0",
-        listen_host=cfg.sip.listen_host,
-        listen_port=sip_port,
-        public_host=cfg.sip.advertised_host,
-        rtp_port_min=cfg.sip.rtp_port_min,
-        rtp_port_max=cfg.sip.rtp_port_max,
-        media_timeout=cfg.sip.media_timeout_seconds,
-        sip_trace=cfg.logging.sip_message_dumps,
-        log_level=4 if cfg.logging.sip_message_dumps else 2,
-    )
-    pool = WorkerPool([worker], observer=metrics)
+    workers = plan_workers(cfg, first_port=worker_port(cfg, options.sip_port))
+    pool = WorkerPool(workers, observer=metrics)
     bus = None
     bus_task: asyncio.Task[None] | None = None
     archive: RecordingArchive | None = None
@@ -217,7 +206,7 @@ async def _run_with_store(
             refusals=metrics,
             limits=EngineLimits(
                 max_concurrent_calls=cfg.limits.max_concurrent_calls,
-                trunk_allows=cfg.sip.trunk_allows,
+                trunk_allows=engine_trunk_check(cfg),
             ),
         )
 

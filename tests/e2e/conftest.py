@@ -45,7 +45,7 @@ class E2E:
     engine: RunningEngine | None = None
 
     def start(self, spec: TreeSpec) -> RunningEngine:
-        ports = engine_ports()
+        ports = engine_ports(spec.workers, edge=spec.edge)
         root = self.tmp_path / "tree"
         write_tree(root, spec, ports, self.prompt_cache)
         self.engine = RunningEngine(

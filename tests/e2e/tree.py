@@ -58,6 +58,8 @@ class TreeSpec:
     mqtt_port: int | None = None  # a broker on 127.0.0.1 to talk to; None = no bus
     record: bool = False  # record bridged calls (sealed under <tree>/var/recordings)
     nhs_number: str = "off"  # the dialplan's NHS-number capture: off, optional or required
+    workers: int = 1  # SIP worker processes, on ports sip, sip + 1, ...
+    edge: bool = False  # a Kamailio edge on Ports.edge in front of the workers
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,7 @@ class Ports:
     rtp_max: int
     metrics: int
     health: int
+    edge: int = 0  # the edge's SIP port (only used when TreeSpec.edge)
 
 
 def write_tree(root: Path, spec: TreeSpec, ports: Ports, prompt_cache: Path) -> Settings:
@@ -83,7 +86,9 @@ def write_tree(root: Path, spec: TreeSpec, ports: Ports, prompt_cache: Path) -> 
             "rtp_port_max": ports.rtp_max,
             "trunk_allow": list(spec.trunk_allow),
             "media_timeout_seconds": spec.media_timeout_seconds,
+            "workers": spec.workers,
         },
+
         "limits": {"max_concurrent_calls": spec.max_concurrent_calls, "max_call_seconds": 600},
         "metrics": {"listen_host": "127.0.0.1", "listen_port": ports.metrics},
         "database": {"path": "var/callrouter.sqlite3"},
@@ -99,6 +104,8 @@ def write_tree(root: Path, spec: TreeSpec, ports: Ports, prompt_cache: Path) -> 
     config["security"] = {"key_file": str(key_file)}
     if spec.record:
         config["recording"] = {"enabled": True, "directory": "var/recordings", "notice": NOTICE}
+    if spec.edge:
+        config["edge"] = {"enabled": True, "listen_port": ports.edge, "run_dir": "var/edge"}
     if spec.mqtt_port is not None:
         config["mqtt"] = {
             "host": "127.0.0.1",
