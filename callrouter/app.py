@@ -37,6 +37,7 @@ from callrouter.core.directory import CallerDirectory
 from callrouter.core.learning import MemberStats
 from callrouter.core.planner import RotaPlanSource
 from callrouter.core.strategies import strategy_named
+from callrouter.edge.process import EdgeProcess, start_edge
 from callrouter.engine import Engine, EngineLimits, EnginePresence
 from callrouter.prompt_set import PreparedPrompts, prompts_of, recording_notice
 from callrouter.recordings import RecordingArchive, open_archive
@@ -46,7 +47,7 @@ from callrouter.settings.loader import Settings, load_settings
 from callrouter.sinks import Fanout, SealNhsNumbers, Store
 from callrouter.sip import protocol as p
 from callrouter.sip.pool import WorkerPool
-from callrouter.worker_plan import engine_trunk_check, plan_workers, worker_port
+from callrouter.worker_plan import edge_port, engine_trunk_check, plan_workers, worker_port
 
 log = structlog.get_logger("callrouter.app")
 
@@ -159,6 +160,7 @@ async def _run_with_store(
     pool = WorkerPool(workers, observer=metrics)
     bus = None
     bus_task: asyncio.Task[None] | None = None
+    edge: EdgeProcess | None = None
     archive: RecordingArchive | None = None
     sweeper: asyncio.Task[None] | None = None
     try:
@@ -166,6 +168,7 @@ async def _run_with_store(
         for ready in readies:
             log.info("sip_listening", host=ready.sip_host, port=ready.sip_port, slots=ready.slots)
             metrics.set_worker_slots_free(ready.slots)
+        edge = await start_edge(cfg, workers, readies, edge_port(cfg, options.sip_port))
 
         if cfg.mqtt is not None:
             metrics.mqtt_connected(False)  # the series exists (and alerts) only with a bus
@@ -227,6 +230,7 @@ async def _run_with_store(
         await close_all(
             [
                 ("mqtt", lambda: _cancel(bus_task)),
+                ("edge", lambda: edge.aclose() if edge else _cancel(None)),
                 ("sip_workers", pool.aclose),
                 ("recordings", lambda: _close_archive(archive, sweeper)),
                 ("metrics", lambda: asyncio.to_thread(metrics_server.close)),

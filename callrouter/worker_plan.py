@@ -27,6 +27,11 @@ from callrouter.sip.worker_config import WorkerConfig
 if TYPE_CHECKING:
     from callrouter.settings.config import Config, SipConfig
 
+
+class PlanError(ValueError):
+    """The workers cannot be laid out on these ports."""
+
+
 MIN_RTP_PORTS = 8  # 4 legs x (RTP + RTCP): what one worker needs of the RTP range
 AUTO_WORKERS_PER_CORE = 4
 AUTO_WORKER_BYTES = 64 * 1024 * 1024  # a worker's share of memory when sizing (PSS ~40 MB, idle)
@@ -78,26 +83,27 @@ def rtp_slices(low: int, high: int, count: int) -> list[tuple[int, int]]:
             f"the RTP range {low}-{high} gives each of {count} workers {max(size, 0)} ports;"
             f" a worker needs {MIN_RTP_PORTS}"
         )
-        raise ValueError(msg)
+        raise PlanError(msg)
     return [(start + i * size, start + (i + 1) * size - 1) for i in range(count)]
 
 
 def sip_ports(first: int, count: int) -> range:
     """The workers' SIP ports; ValueError past 65535."""
     if first + count - 1 > 65535:  # the highest port number
-        raise ValueError(f"{count} workers from port {first} run past port 65535")
+        raise PlanError(f"{count} workers from port {first} run past port 65535")
     return range(first, first + count)
 
 
 def plan_workers(config: Config, *, first_port: int | None = None) -> list[WorkerConfig]:
-    """One ``WorkerConfig`` per worker (``first_port`` overrides the first worker's port)."""
+    """One ``WorkerConfig`` per worker (``first_port`` overrides the first worker's port);
+    PlanError when the ports do not fit."""
     sip, edge = config.sip, config.edge
     count = worker_count(sip)
     ports = sip_ports(first_port or sip.listen_port, count)
     slices = rtp_slices(sip.rtp_port_min, sip.rtp_port_max, count)
     clash = set(ports) & set(range(sip.rtp_port_min, sip.rtp_port_max + 1))
     if clash:
-        raise ValueError(f"worker SIP port {min(clash)} is inside the RTP port range")
+        raise PlanError(f"worker SIP port {min(clash)} is inside the RTP port range")
     behind_edge = edge.enabled
     sip_host = edge.worker_host if behind_edge else sip.listen_host
     return [

@@ -130,6 +130,9 @@ class EdgeConfig(Frozen):
     listen on ``worker_host``, loopback). ``callrouter run`` starts and supervises it."""
 
     enabled: bool = False
+    # true: `callrouter run` starts and supervises Kamailio; false: its own unit runs it
+    # (systemd/callrouter-edge.service, config written by `callrouter edge-config`)
+    supervise: bool = True
     listen_host: IpAddress = "127.0.0.1"
     listen_port: Port = 5060
     worker_host: Annotated[IpAddress, AfterValidator(_loopback)] = "127.0.0.1"

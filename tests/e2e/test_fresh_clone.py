@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sip.conftest import free_port
+from tests.sip.conftest import free_range
 
 from . import records
 from .conftest import E2E, needs_tools
@@ -68,7 +68,7 @@ class TestFreshClone:
         clone = fresh_copy(tmp_path / "clone")
         assert not (clone / "var").exists()
         health = free_tcp_port()
-        sip = free_port()
+        sip = free_range(3)  # the edge, then the shipped config's two workers
         log = tmp_path / "run.log"
         env = {**os.environ, "PYTHONPATH": str(clone), "PYTHONUNBUFFERED": "1"}
         with log.open("wb") as out:

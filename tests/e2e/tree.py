@@ -88,7 +88,6 @@ def write_tree(root: Path, spec: TreeSpec, ports: Ports, prompt_cache: Path) -> 
             "media_timeout_seconds": spec.media_timeout_seconds,
             "workers": spec.workers,
         },
-
         "limits": {"max_concurrent_calls": spec.max_concurrent_calls, "max_call_seconds": 600},
         "metrics": {"listen_host": "127.0.0.1", "listen_port": ports.metrics},
         "database": {"path": "var/callrouter.sqlite3"},
