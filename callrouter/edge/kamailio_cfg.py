@@ -2,8 +2,12 @@
 
 What the generated Kamailio does with each request, in order:
 
-1. ``sanity_check`` (request line, Via, CSeq, Content-Length, URIs…): a broken message gets the
-   module's 400 or is dropped; nothing broken reaches a worker.
+1. Hostile shapes: a message over ``MAX_MESSAGE_BYTES`` gets 513; one with bytes that are not
+   UTF-8 anywhere (headers or body) gets 400; an INFO ``application/dtmf-relay`` whose body is
+   not one ``Signal=`` key (a digit, ``*``, ``#`` or A-D) and a short ``Duration`` gets 400.
+   Then ``sanity_check`` (request line, Via, CSeq, Content-Length against the datagram, URIs…):
+   a broken message gets the module's 400 or is dropped. Each kind is logged once a minute per
+   source. Nothing broken reaches a worker.
 2. ``pike``: a source (other than a worker) sending more than ``pike_requests`` requests in
    ``pike_seconds`` is dropped silently until it calms down.
 3. OPTIONS to the edge itself: 200 (keep-alives, and ``callrouter run``'s readiness probe).
@@ -24,6 +28,34 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DISPATCH_SET = 1
+MAX_MESSAGE_BYTES = 16384  # a real INVITE with SDP is 1-5 KB; larger gets 513 at the edge
+MAX_DTMF_BODY_BYTES = 64  # "Signal=5\r\nDuration=160\r\n" is 24
+# One key on its own line: textops matches without case and line by line (REG_NEWLINE).
+DTMF_SIGNAL = '"^Signal= *[0-9a-d*#] *\\r?$"'
+
+
+def _not_utf8() -> str:
+    """A POSIX extended regex (over bytes, C locale) matching any byte sequence that is not
+    UTF-8: a byte UTF-8 never uses, a continuation byte without a lead, a lead byte without
+    enough continuations (at the end too), or one with too many. Lead and continuation bytes
+    never overlap, so every match starts at a real fault. The characters are Latin-1 here and
+    are written to kamailio.cfg as the raw bytes."""
+    cont, other, ascii_ = "[\x80-\xbf]", "[^\x80-\xbf]", "[^\x80-\xff]"
+    lead2, lead3, lead4 = "[\xc2-\xdf]", "[\xe0-\xef]", "[\xf0-\xf4]"
+    return "|".join(
+        (
+            "[\xc0\xc1\xf5-\xff]",
+            ascii_ + cont,
+            f"{lead2}({other}|$)",
+            f"{lead3}({other}|{cont}{other}|{cont}?$)",
+            f"{lead4}({other}|{cont}{other}|{cont}{cont}{other}|{cont}{{0,2}}$)",
+            lead2 + cont * 2,
+            lead3 + cont * 3,
+            lead4 + cont * 4,
+        )
+    )
+
+
 SANITY_CHECKS = 17895  # request line, scheme, headers, Via, CSeq, Content-Length, URIs, tags
 SANITY_URIS = 7  # Request-URI, From, To
 MODULES = (
@@ -139,6 +171,7 @@ def render(plan: EdgePlan) -> str:
         'modparam("pike", "remove_latency", 4)',
         'modparam("htable", "htable", "refused=>size=8;autoexpire=60;")',
         'modparam("htable", "htable", "flooding=>size=8;autoexpire=60;")',
+        'modparam("htable", "htable", "badinput=>size=8;autoexpire=60;")',
         'modparam("htable", "htable", "dialogs=>size=10;autoexpire='
         f'{plan.max_call_seconds + 120};")',
         f'modparam("dispatcher", "list_file", "{plan.dispatcher_file}")',
@@ -159,8 +192,25 @@ def render(plan: EdgePlan) -> str:
         '        sl_send_reply("483", "Too Many Hops");',
         "        exit;",
         "    }",
+        f"    if ($ml > {MAX_MESSAGE_BYTES}) {{",
+        "        route(BAD_INPUT_LOG);",
+        '        if (!is_method("ACK")) sl_send_reply("513", "Message Too Large");',
+        "        exit;",
+        "    }",
+        f'    if (search("{_not_utf8()}")) {{',
+        "        route(BAD_INPUT_LOG);",
+        '        if (!is_method("ACK")) sl_send_reply("400", "Bad Request: not UTF-8");',
+        "        exit;",
+        "    }",
+        '    if (is_method("INFO") && has_body("application/dtmf-relay")) {',
+        f"        if ($bs > {MAX_DTMF_BODY_BYTES} || !search_body({DTMF_SIGNAL})) {{",
+        "            route(BAD_INPUT_LOG);",
+        '            sl_send_reply("400", "Bad Request: dtmf-relay body");',
+        "            exit;",
+        "        }",
+        "    }",
         f'    if (!sanity_check("{SANITY_CHECKS}", "{SANITY_URIS}")) {{',
-        '        xlog("L_INFO", "edge_insane src=$si:$sp\\n");',
+        "        route(BAD_INPUT_LOG);",
         "        exit;",
         "    }",
         f"    if (!{_from_a_worker(plan)}) {{",
@@ -228,6 +278,14 @@ def render(plan: EdgePlan) -> str:
         '    t_on_failure("FAILOVER");',
         '    t_on_reply("REPLY");',
         "    route(RELAY);",
+        "}",
+        "",
+        "route[BAD_INPUT_LOG] {",
+        "    if ($sht(badinput=>$si) == $null) {",
+        "        $sht(badinput=>$si) = 1;",
+        '        xlog("L_WARN", "edge_bad_input src=$si method=$rm length=$ml: refused'
+        ' (once a minute per source)\\n");',
+        "    }",
         "}",
         "",
         "route[RELAY] {",

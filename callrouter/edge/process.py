@@ -41,6 +41,10 @@ _LEVELS = {"ALERT": "error", "BUG": "error", "CRITICAL": "error", "ERROR": "erro
 _LEVELS |= {"WARNING": "warning", "NOTICE": "info", "INFO": "info", "DEBUG": "debug"}
 
 
+# The UTF-8 check is a regex over raw bytes: it needs the C locale's byte-wise matching.
+_KAMAILIO_ENV = {**os.environ, "LC_ALL": "C"}
+
+
 class EdgeStartError(RuntimeError):
     """Kamailio refused the generated config, or did not answer in time."""
 
@@ -72,7 +76,7 @@ def plan_edge(
 def write_files(plan: EdgePlan) -> None:
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     plan.dispatcher_file.write_text(dispatcher_list(plan), encoding="ascii")
-    plan.config_file.write_text(render(plan), encoding="ascii")
+    plan.config_file.write_text(render(plan), encoding="latin-1")  # raw bytes in one regex
 
 
 async def check_config(kamailio: Path, plan: EdgePlan) -> None:
@@ -84,6 +88,7 @@ async def check_config(kamailio: Path, plan: EdgePlan) -> None:
         str(plan.config_file),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        env=_KAMAILIO_ENV,
     )
     try:
         output, _ = await asyncio.wait_for(process.communicate(), CHECK_TIMEOUT)
@@ -173,6 +178,7 @@ class EdgeProcess:
             stderr=asyncio.subprocess.PIPE,
             preexec_fn=_die_with_parent,  # only prctl, async-signal-safe
             start_new_session=True,  # its children with it: killpg reaches them all
+            env=_KAMAILIO_ENV,
         )
         asyncio.create_task(self._pump(process), name="edge-log")  # noqa: RUF006  # ends at EOF
         loop = asyncio.get_running_loop()

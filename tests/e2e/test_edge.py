@@ -67,7 +67,7 @@ class TestGeneratedConfig:
         import asyncio  # noqa: PLC0415  # this one test drives a coroutine
 
         asyncio.run(check_config(KAMAILIO, plan))  # raises with Kamailio's words if refused
-        text = plan.config_file.read_text()
+        text = plan.config_file.read_text(encoding="latin-1")
         assert f"listen=udp:{config.edge.listen_host}:{config.edge.listen_port}" in text
         assert plan.dispatcher_file.read_text().count("maxload=2") == len(workers)
 
@@ -81,7 +81,7 @@ class TestGeneratedConfig:
             run_dir=tmp_path,
         )
         write_files(plan)
-        plan.config_file.write_text(plan.config_file.read_text() + "\nroute[BROKEN] { nope( }\n")
+        plan.config_file.write_bytes(plan.config_file.read_bytes() + b"\nroute[BROKEN] { nope( }\n")
         import asyncio  # noqa: PLC0415  # this one test drives a coroutine
 
         from callrouter.edge.process import EdgeStartError  # noqa: PLC0415

@@ -60,6 +60,9 @@ class TreeSpec:
     nhs_number: str = "off"  # the dialplan's NHS-number capture: off, optional or required
     workers: int = 1  # SIP worker processes, on ports sip, sip + 1, ...
     edge: bool = False  # a Kamailio edge on Ports.edge in front of the workers
+    edge_pike_requests: int = 200  # requests per 2 s one source may send the edge
+    log_level: str = "INFO"
+    sip_dumps: bool = False  # workers log every SIP message they receive (needs DEBUG)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +96,7 @@ def write_tree(root: Path, spec: TreeSpec, ports: Ports, prompt_cache: Path) -> 
         "database": {"path": "var/callrouter.sqlite3"},
         "paths": {"dialplans": "dialplans", "rotas": "rotas", "prompt_cache": str(prompt_cache)},
         "timezone": "Europe/London",
-        "logging": {"level": "INFO"},
+        "logging": {"level": spec.log_level, "sip_message_dumps": spec.sip_dumps},
         "specialties": {SPECIALTY: SPECIALTY_NAME},
     }
     # Every tree has a sealing key (NHS numbers need one); recording is on only when asked.
@@ -104,7 +107,12 @@ def write_tree(root: Path, spec: TreeSpec, ports: Ports, prompt_cache: Path) -> 
     if spec.record:
         config["recording"] = {"enabled": True, "directory": "var/recordings", "notice": NOTICE}
     if spec.edge:
-        config["edge"] = {"enabled": True, "listen_port": ports.edge, "run_dir": "var/edge"}
+        config["edge"] = {
+            "enabled": True,
+            "listen_port": ports.edge,
+            "run_dir": "var/edge",
+            "pike_requests": spec.edge_pike_requests,
+        }
     if spec.mqtt_port is not None:
         config["mqtt"] = {
             "host": "127.0.0.1",
