@@ -136,5 +136,20 @@ class Sender:
             if code >= 200:  # the first final status
                 return code
 
+    def fire(self, datagram: bytes) -> None:
+        """Send without waiting for an answer (a flood)."""
+        self._sock.sendto(datagram, self._edge)
+
+    def drain(self, quiet: float = 1.0) -> list[int]:
+        """The statuses of every answer that arrives until none has for ``quiet`` seconds."""
+        self._sock.settimeout(quiet)
+        found = []
+        while True:
+            try:
+                reply = self._sock.recv(65535)
+            except TimeoutError:
+                return found
+            found.append(int(reply.split(b" ", 2)[1]))
+
     def close(self) -> None:
         self._sock.close()

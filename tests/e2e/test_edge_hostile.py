@@ -14,7 +14,15 @@ import pytest
 
 from . import records
 from .conftest import E2E, member, needs_tools
-from .hostile_sip import KINDS, Sender, Target, marker, mutation, valid_unknown_number
+from .hostile_sip import (
+    KINDS,
+    Sender,
+    Target,
+    invite,
+    marker,
+    mutation,
+    valid_unknown_number,
+)
 from .running_engine import RunningEngine
 from .test_edge import needs_kamailio
 from .tree import NUMBER, TreeSpec
@@ -123,3 +131,45 @@ class TestHostileInput:
         assert engine.health()["worker_slots_free"] == 2 * 4
         assert marker(rng).startswith("hostile")  # the markers are what the check looks for
         legitimate_call_connects(e2e, engine)
+
+
+class TestFlood:
+    """500 INVITEs at 200/s from a source outside trunk_allow: 403s until pike drops the rest."""
+
+    def test_scan_from_a_disallowed_source(self, e2e: E2E) -> None:
+        consultant = member("c-after")
+        spec = TreeSpec(
+            members=(consultant,),
+            workers=2,
+            edge=True,
+            trunk_allow=("127.0.0.1/32",),
+            log_level="DEBUG",
+            sip_dumps=True,
+        )
+        engine = e2e.start(spec)
+        e2e.peers.consultant("c", "uas_accept.xml", port=consultant.port, ring_ms=200, key_ms=200)
+        target = Target(edge_port=engine.ports.edge, worker_port=engine.ports.sip)
+        rng = random.Random(500)
+        sender = Sender("127.0.0.2", engine.ports.edge)
+        try:
+            start_at = time.monotonic()
+            for i in range(500):
+                time.sleep(max(0.0, start_at + i / 200 - time.monotonic()))  # 200 a second
+                sender.fire(mutation_free_invite(rng, sender, target))
+            answers = sender.drain()
+        finally:
+            sender.close()
+        assert set(answers) == {403}, set(answers)
+        assert 0 < len(answers) < 500  # pike dropped the rest of the flood unanswered
+        assert len(edge_lines(engine, "edge_flood")) == 1
+        assert len(edge_lines(engine, "edge_refused")) == 1
+        assert "hostile" not in worker_log(engine)
+        assert not [e for e in engine.log_events() if e.get("event") == "call_refused"]
+        assert not [e for e in engine.log_events() if e.get("event") == "worker_died"]
+        assert engine.health()["worker_slots_free"] == 2 * 4
+        legitimate_call_connects(e2e, engine)  # from 127.0.0.1: not the flooding source
+
+
+def mutation_free_invite(rng: random.Random, sender: Sender, target: Target) -> bytes:
+    """A well-formed INVITE for the advice line (only its source is wrong)."""
+    return invite(marker(rng), sender.local, target)
