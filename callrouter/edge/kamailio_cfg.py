@@ -151,7 +151,7 @@ def render(plan: EdgePlan) -> str:
         "log_stderror=yes",
         'log_prefix="{$mt $hdr(CSeq) $ci} "',
         "fork=yes",
-        "children=2",
+        "children=1",  # one SIP reader: dispatcher load picks and counts without racing
         "auto_aliases=no",
         "disable_tcp=yes",
         "sip_warning=0",

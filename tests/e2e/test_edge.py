@@ -7,6 +7,7 @@ Real kamailio, sipp and workers on loopback; every process stopped at the end.""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import time
@@ -23,6 +24,8 @@ from tests.settings.conftest import REPO
 
 from . import records
 from .conftest import E2E, member, needs_tools
+from .peers import Peer
+from .running_engine import RunningEngine
 from .tree import NUMBER, TreeSpec
 
 KAMAILIO = Path("/usr/sbin/kamailio")
@@ -46,6 +49,21 @@ def kamailio_pids(under: Path | None = None) -> set[int]:
             if cmdline.startswith(str(KAMAILIO).encode()) and mine:
                 found.add(int(entry.name))
     return found
+
+
+def edge_lines(engine: RunningEngine, word: str) -> list[str]:
+    """The edge's log lines holding ``word``, once it has logged one (they arrive through a
+    pipe, a moment after the answers; bounded wait)."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [
+            str(e["message"])
+            for e in engine.log_events()
+            if e.get("event") == "edge" and word in str(e.get("message"))
+        ]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
 
 
 class TestGeneratedConfig:
@@ -214,3 +232,80 @@ class TestSupervised:
         while kamailio_pids(e2e.tmp_path):
             assert time.monotonic() < deadline, "kamailio outlived the engine"
             time.sleep(0.1)
+
+
+def worker_pid(port: int) -> int:
+    """The worker process listening on ``port`` (by its command line)."""
+    wanted = f"127.0.0.1:{port}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                args = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"callrouter.sip.worker" in args and wanted in args:
+                return int(entry.name)
+    raise AssertionError(f"no worker on port {port}")
+
+
+class TestFailover:
+    """A worker that stops answering: calls move to the next one; probes bring it back."""
+
+    def test_silent_worker_is_skipped_then_probed_back(self, e2e: E2E) -> None:
+        consultants = [member(f"c-{i}") for i in range(3)]
+        engine = e2e.start(TreeSpec(members=tuple(consultants), workers=2, edge=True))
+        for i, c in enumerate(consultants):
+            e2e.peers.consultant(
+                f"c{i}", "uas_accept.xml", port=c.port, calls=3, ring_ms=200, key_ms=200
+            )
+        w0, w1 = engine.ports.sip, engine.ports.sip + 1
+        stopped = worker_pid(w0)
+        os.kill(stopped, signal.SIGSTOP)
+        try:
+            # two calls while w0 is silent: one of them is tried on w0 first, times out there
+            # and moves to w1; w1 holds both (its most, two calls of its four legs)
+            held = [
+                e2e.gp(f"held{i}", "uac_edge_menu_bye.xml", NUMBER, talk_ms=12_000)
+                for i in range(2)
+            ]
+            deadline = time.monotonic() + 10
+            while engine.health()["active_calls"] < 2:  # both answered
+                assert time.monotonic() < deadline, engine.log()
+                time.sleep(0.1)
+            assert edge_lines(engine, "edge_worker_silent"), engine.log()
+        finally:
+            os.kill(stopped, signal.SIGCONT)
+        # w1 is full: a new call gets 503 from the edge until an OPTIONS probe (every 2 s)
+        # finds w0 answering again, then it goes to w0
+        deadline = time.monotonic() + 8
+        while True:
+            gp = e2e.gp(f"gp-{time.monotonic_ns()}", "uac_edge_connect_or_503.xml", NUMBER,
+                        talk_ms=2000)  # fmt: skip
+            assert gp.wait() == 0, gp.explain() + engine.log()
+            if gp.marks("answered"):
+                break
+            assert time.monotonic() < deadline, "w0 was never given a call again"
+            time.sleep(0.5)
+        assert contact_port(gp) == w0
+        for call in held:
+            assert call.wait() == 0, call.explain() + engine.log()
+            assert contact_port(call) == w1
+        engine.wait_idle()
+        rows = records.calls(engine.db)
+        connected = [r for r in rows if r["outcome"] == "connected"]
+        assert len(connected) == 3  # the two held calls and the last one
+        # A frozen worker that wakes up still finds the INVITEs the edge sent it before giving
+        # up on it and starts calls for them; their 200s reach nobody who wants them, and those
+        # calls end abandoned, never connected (and never counted against a consultant).
+        for row in rows:
+            if row["outcome"] != "connected":
+                assert row["outcome"] == "abandoned", row
+                assert row["end_reason"].startswith("gp_hangup"), row
+
+
+def contact_port(gp: Peer) -> int:
+    """The port in the Contact of the 200 OK the GP got: the worker that took its call."""
+    trace = (gp.log_dir / "messages.log").read_text(errors="replace")
+    found = re.findall(r"Contact: <sip:callrouter@127\.0\.0\.1:(\d+)>", trace)
+    assert found, trace[-2000:]
+    return int(found[0])
