@@ -167,7 +167,7 @@ async def _run_with_store(
         readies = await pool.start()
         for ready in readies:
             log.info("sip_listening", host=ready.sip_host, port=ready.sip_port, slots=ready.slots)
-            metrics.set_worker_slots_free(ready.slots)
+        metrics.set_worker_slots_free(pool.free_slots)  # over every worker
         edge = await start_edge(cfg, workers, readies, edge_port(cfg, options.sip_port))
 
         if cfg.mqtt is not None:

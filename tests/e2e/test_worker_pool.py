@@ -27,6 +27,7 @@ class TestThreeWorkers:
         ports = sorted(int(e["port"]) for e in listening)
         assert ports == [engine.ports.sip + i for i in range(WORKERS)], listening
         assert engine.health()["worker_slots_free"] == 4 * WORKERS
+        assert records.sample(engine.scrape(), "callrouter_worker_slots_free") == 4 * WORKERS
 
         peers = [
             e2e.peers.consultant(
