@@ -44,7 +44,8 @@ def add_run_command(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "--sip-port",
         type=port_type(zero_means="sip.listen_port"),
         metavar="PORT",
-        help="override sip.listen_port (0: keep it)",
+        help="the port callers dial: the edge's (workers then take PORT+1, PORT+2, ...), or "
+        "without an edge the first worker's (0: keep config.yaml's)",
     )
     run.add_argument(
         "--metrics-port",
