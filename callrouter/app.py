@@ -37,7 +37,7 @@ from callrouter.core.directory import CallerDirectory
 from callrouter.core.learning import MemberStats
 from callrouter.core.planner import RotaPlanSource
 from callrouter.core.strategies import strategy_named
-from callrouter.edge.process import EdgeProcess, start_edge
+from callrouter.edge.process import EdgeProcess, start_edge, tell_edge
 from callrouter.engine import Engine, EngineLimits, EnginePresence
 from callrouter.prompt_set import PreparedPrompts, prompts_of, recording_notice
 from callrouter.recordings import RecordingArchive, open_archive
@@ -217,7 +217,7 @@ async def _run_with_store(
             if isinstance(event, p.Slots | p.LegClosed | p.Incoming):
                 metrics.set_worker_slots_free(pool.free_slots)
 
-        engine.on_worker_event = on_worker_event
+        engine.on_worker_event = tell_edge(on_worker_event, edge)  # and its dead workers
         return await _serve(
             engine=engine,
             settings=settings,

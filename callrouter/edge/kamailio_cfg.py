@@ -20,6 +20,10 @@ What the generated Kamailio does with each request, in order:
    calls it can hold); a 503, 486, 408 or timeout from it moves the call to the next worker
    (a silent one is marked inactive until an OPTIONS probe brings it back); none left, or all
    full: 503 with Retry-After from the edge itself. Other new requests: 405.
+7. Each call is a dialog (``dialog`` module) in the profile of the worker that answered it.
+   When a worker dies the engine sends the edge an OPTIONS with ``X-Callrouter-Worker-Down:
+   <its port>`` (only honoured from ``worker_host``); the edge times those dialogs out at once
+   and ends each with a BYE to the GP (``send_bye``), so no caller is left on dead air.
 """
 
 from __future__ import annotations
@@ -73,7 +77,9 @@ MODULES = (
     "ipops",
     "htable",
     "dispatcher",
+    "dialog",
 )
+WORKER_DOWN_HEADER = "X-Callrouter-Worker-Down"  # OPTIONS from the engine: end that worker's calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +192,9 @@ def render(plan: EdgePlan) -> str:
         'modparam("dispatcher", "ds_inactive_threshold", 1)',
         'modparam("dispatcher", "ds_ping_reply_codes", "class=2;class=4")',
         f'modparam("dispatcher", "ds_ping_from", "sip:edge@{_host(plan.worker_host)}")',
+        'modparam("dialog", "profiles_with_value", "worker")',
+        'modparam("dialog", "send_bye", 1)',  # a dialog that times out is ended with BYEs
+        f'modparam("dialog", "default_timeout", {plan.max_call_seconds + 120})',
         "",
         "request_route {",
         '    if (!mf_process_maxfwd_header("10")) {',
@@ -211,6 +220,14 @@ def render(plan: EdgePlan) -> str:
         "    }",
         f'    if (!sanity_check("{SANITY_CHECKS}", "{SANITY_URIS}")) {{',
         "        route(BAD_INPUT_LOG);",
+        "        exit;",
+        "    }",
+        f'    if ($si=="{plan.worker_host}" && is_method("OPTIONS")'
+        f' && is_present_hf("{WORKER_DOWN_HEADER}")) {{',
+        f'        xlog("L_WARN", "edge_worker_down port=$hdr({WORKER_DOWN_HEADER}):'
+        ' its calls are ended with BYE\\n");',
+        f'        dlg_set_timeout_by_profile("worker", "$hdr({WORKER_DOWN_HEADER})", "1");',
+        '        sl_send_reply("200", "OK");',
         "        exit;",
         "    }",
         f"    if (!{_from_a_worker(plan)}) {{",
@@ -267,6 +284,7 @@ def render(plan: EdgePlan) -> str:
         '        if (!is_method("ACK")) sl_send_reply("405", "Method Not Allowed");',
         "        exit;",
         "    }",
+        "    dlg_manage();",
         "    record_route();",
         f'    if (!ds_select_dst("{DISPATCH_SET}", "10")) {{',
         '        xlog("L_INFO", "edge_full: every worker is full or down\\n");',
@@ -294,7 +312,10 @@ def render(plan: EdgePlan) -> str:
         "}",
         "",
         "onreply_route[REPLY] {",
-        '    if (is_method("INVITE") && status=~"^2[0-9][0-9]$") ds_load_update();',
+        '    if (is_method("INVITE") && status=~"^2[0-9][0-9]$") {',
+        "        ds_load_update();",
+        '        set_dlg_profile("worker", "$sp");  # the worker that answered, by its port',
+        "    }",
         "}",
         "",
         "failure_route[FAILOVER] {",

@@ -20,12 +20,18 @@ import re
 import signal
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import structlog
 
-from callrouter.edge.kamailio_cfg import EdgePlan, EdgeWorker, dispatcher_list, render
+from callrouter.edge.kamailio_cfg import (
+    WORKER_DOWN_HEADER,
+    EdgePlan,
+    EdgeWorker,
+    dispatcher_list,
+    render,
+)
 from callrouter.settings.config import Config
 from callrouter.sip import protocol as p
 from callrouter.sip.worker_config import WorkerConfig
@@ -108,29 +114,35 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
+def _options(sock: socket.socket, host: str, port: int, extra: str = "") -> bytes:
+    """An OPTIONS to the edge at ``host:port`` from ``sock`` (connected to it)."""
+    uri_host = f"[{host}]" if ":" in host else host
+    local_host, local_port = sock.getsockname()[:2]
+    local = f"[{local_host}]" if ":" in local_host else local_host
+    tag = uuid.uuid4().hex[:12]
+    return (
+        f"OPTIONS sip:{uri_host}:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {local}:{local_port};branch=z9hG4bK{tag}\r\n"
+        "Max-Forwards: 70\r\n"
+        f"From: <sip:callrouter@{local}>;tag={tag}\r\n"
+        f"To: <sip:{uri_host}:{port}>\r\n"
+        f"Call-ID: {tag}@callrouter\r\n"
+        "CSeq: 1 OPTIONS\r\n"
+        f"{extra}"
+        "Content-Length: 0\r\n\r\n"
+    ).encode("ascii")
+
+
 def options_probe(host: str, port: int, timeout: float = 0.3) -> bool:
     """One OPTIONS to the edge itself over UDP; True on a 200."""
     probe_host = "127.0.0.1" if host == "0.0.0.0" else host  # a wildcard listen
     family = socket.AF_INET6 if ":" in probe_host else socket.AF_INET
-    uri_host = f"[{probe_host}]" if ":" in probe_host else probe_host
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
         sock.connect((probe_host, port))
-        local_host, local_port = sock.getsockname()[:2]
-        local = f"[{local_host}]" if ":" in local_host else local_host
-        tag = uuid.uuid4().hex[:12]
-        message = (
-            f"OPTIONS sip:{uri_host}:{port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {local}:{local_port};branch=z9hG4bK{tag}\r\n"
-            "Max-Forwards: 70\r\n"
-            f"From: <sip:probe@{local}>;tag={tag}\r\n"
-            f"To: <sip:{uri_host}:{port}>\r\n"
-            f"Call-ID: {tag}@callrouter\r\n"
-            "CSeq: 1 OPTIONS\r\n"
-            "Content-Length: 0\r\n\r\n"
-        )
+        message = _options(sock, probe_host, port)
         try:
-            sock.send(message.encode("ascii"))
+            sock.send(message)
             return sock.recv(65535).startswith(b"SIP/2.0 200")
         except OSError:  # a timeout, or ICMP port unreachable before Kamailio binds
             return False
@@ -232,6 +244,23 @@ class EdgeProcess:
             attempt = 0
             log.warning("edge_restarted", pid=self.pid)
 
+    def worker_down(self, worker_id: str) -> None:
+        """Tell the edge a worker died (``w0`` or a restart's ``w0.2``): it ends that worker's
+        calls with a BYE to each GP. From ``worker_host``, the only source it takes this from."""
+        name = worker_id.split(".", 1)[0]
+        ports = [w.port for w in self.plan.workers if w.name == name]
+        if not ports:
+            return
+        family = socket.AF_INET6 if ":" in self.plan.worker_host else socket.AF_INET
+        edge_host = self.plan.worker_host  # the edge listens there too (or it is listen_host)
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.bind((self.plan.worker_host, 0))
+            sock.connect((edge_host, self.plan.listen_port))
+            header = f"{WORKER_DOWN_HEADER}: {ports[0]}\r\n"
+            with contextlib.suppress(OSError):  # the edge is down too: nothing to end
+                sock.send(_options(sock, edge_host, self.plan.listen_port, header))
+        log.warning("edge_told_worker_down", worker=worker_id, port=ports[0])
+
     async def aclose(self, timeout: float = 5.0) -> None:
         """Stop supervising and stop Kamailio (SIGTERM, SIGKILL after ``timeout``)."""
         self._closing = True
@@ -291,3 +320,18 @@ async def start_edge(
     edge = EdgeProcess(plan_edge(config, workers, readies, port), config.edge.kamailio)
     await edge.start()
     return edge
+
+
+def tell_edge(
+    inner: Callable[[p.Event], None], edge: EdgeProcess | None
+) -> Callable[[p.Event], None]:
+    """``inner``, and a dead worker reported to the edge (which ends that worker's calls)."""
+    if edge is None:
+        return inner
+
+    def hook(event: p.Event) -> None:
+        inner(event)
+        if isinstance(event, p.WorkerDied):
+            edge.worker_down(event.worker_id)
+
+    return hook

@@ -309,3 +309,48 @@ def contact_port(gp: Peer) -> int:
     found = re.findall(r"Contact: <sip:callrouter@127\.0\.0\.1:(\d+)>", trace)
     assert found, trace[-2000:]
     return int(found[0])
+
+
+class TestWorkerKilled:
+    """kill -9 of a worker mid-call: the edge ends its calls with BYE; the others go on."""
+
+    def test_gp_on_the_dead_worker_gets_bye_and_the_other_call_continues(self, e2e: E2E) -> None:
+        consultants = [member(f"c-{i}") for i in range(2)]
+        engine = e2e.start(TreeSpec(members=tuple(consultants), workers=2, edge=True))
+        for i, c in enumerate(consultants):
+            e2e.peers.consultant(
+                f"c{i}", "uas_accept.xml", port=c.port, calls=3, ring_ms=200, key_ms=200
+            )
+        doomed = e2e.gp("doomed", "uac_edge_menu_wait_bye.xml", NUMBER, talk_ms=0)
+        wait_connected(engine, 1)
+        survivor = e2e.gp("survivor", "uac_edge_menu_bye.xml", NUMBER, talk_ms=6000)
+        wait_connected(engine, 2)
+        dead_port = contact_port(doomed)
+        assert contact_port(survivor) != dead_port  # the edge put them on different workers
+        os.kill(worker_pid(dead_port), signal.SIGKILL)
+
+        assert doomed.wait(15) == 0, doomed.explain() + engine.log()  # the edge's BYE came
+        (bye,) = doomed.received("BYE")
+        assert edge_lines(engine, "edge_worker_down"), engine.log()
+        assert survivor.wait() == 0, survivor.explain() + engine.log()
+        assert survivor.sent("BYE")[0].at > bye.at  # it went on after the other one ended
+        engine.wait_idle()
+        by_caller = {r["end_reason"]: r for r in records.calls(engine.db)}
+        assert set(by_caller) == {"interrupted", "completed"}, by_caller
+        assert by_caller["completed"]["outcome"] == "connected"
+
+        # the pool restarted the worker on its port: both take calls again
+        deadline = time.monotonic() + 15
+        while engine.health()["worker_slots_free"] != 2 * 4:
+            assert time.monotonic() < deadline, engine.log()
+            time.sleep(0.2)
+        after = e2e.gp("after", "uac_edge_menu_bye.xml", NUMBER, talk_ms=1000)
+        assert after.wait() == 0, after.explain() + engine.log()
+
+
+def wait_connected(engine: RunningEngine, count: int, timeout: float = 15.0) -> None:
+    """Until the engine has logged ``count`` connected calls (bounded)."""
+    deadline = time.monotonic() + timeout
+    while len([e for e in engine.log_events() if e.get("event") == "Connected"]) < count:
+        assert time.monotonic() < deadline, engine.log()
+        time.sleep(0.1)
