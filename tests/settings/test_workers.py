@@ -7,6 +7,7 @@ import pytest
 
 from callrouter import worker_plan
 from callrouter.settings.config import Config
+from callrouter.sip.worker_config import parse_argv
 from tests.settings.conftest import Tree
 
 CATALOGUE = {"cardiology": "Cardiology"}
@@ -78,6 +79,14 @@ class TestPlan:
         allowed = worker_plan.engine_trunk_check(cfg)
         assert allowed("127.0.0.1")  # the edge
         assert not allowed("198.51.100.7")
+
+    def test_a_planned_worker_survives_its_command_line(self) -> None:
+        cfg = config(
+            {"listen_host": "192.0.2.10", "listen_port": 5061, "workers": 2},
+            {"enabled": True, "listen_host": "192.0.2.10", "listen_port": 5060},
+        )
+        for planned in worker_plan.plan_workers(cfg):
+            assert parse_argv(planned.argv()) == planned  # media host and address included
 
     def test_without_an_edge_the_allow_list_is_the_config_one(self) -> None:
         cfg = config({"trunk_allow": ["10.0.0.0/8"]})
