@@ -32,6 +32,7 @@ from callrouter.adapters.store_spool import MIB, SpoolOptions
 from callrouter.adapters.store_sqlite import CallStore
 from callrouter.audit import AuditTrail
 from callrouter.core.learning import MemberStats
+from callrouter.edge.process import EdgeProcess, start_edge, tell_edge
 from callrouter.engine import Engine, EngineLimits, EnginePresence
 from callrouter.lifecycle import (
     CLOSE_STEP_SECONDS,
@@ -48,8 +49,8 @@ from callrouter.settings.loader import Settings, load_settings
 from callrouter.sinks import Fanout, SealNhsNumbers, Store
 from callrouter.sip import protocol as p
 from callrouter.sip.pool import WorkerPool
-from callrouter.sip.worker_config import WorkerConfig
 from callrouter.wiring import build_env, declare_areas, publish_gauges
+from callrouter.worker_plan import edge_port, engine_trunk_check, plan_workers, worker_port
 
 __all__ = ["RunOptions", "build_env", "reload_settings", "run"]
 
@@ -101,7 +102,6 @@ async def _run_with_store(
     key: SealingKey | None,
 ) -> int:
     cfg = settings.config
-    sip_port = options.sip_port or cfg.sip.listen_port
     metrics_port = cfg.metrics.listen_port if options.metrics_port is None else options.metrics_port
     db_path = store.path
 
@@ -117,18 +117,21 @@ async def _run_with_store(
     made = await prompts.prepare(prompts_of(settings))
     log.info("prompts_ready", count=made)
 
-    pool = WorkerPool([_worker_config(cfg, sip_port)], observer=metrics)
+    workers = plan_workers(cfg, first_port=worker_port(cfg, options.sip_port))
+    pool = WorkerPool(workers, observer=metrics)
     trail = AuditTrail(store)  # availability, live overrides and reloads, append-only
     cover = await LiveCover.load(settings, trail, store)  # live overrides in force, from SQLite
     bus = None
     bus_task: asyncio.Task[None] | None = None
+    edge: EdgeProcess | None = None
     archive: RecordingArchive | None = None
     sweeper: asyncio.Task[None] | None = None
     try:
         readies = await pool.start()
         for ready in readies:
             log.info("sip_listening", host=ready.sip_host, port=ready.sip_port, slots=ready.slots)
-            metrics.set_worker_slots_free(ready.slots)
+        metrics.set_worker_slots_free(pool.free_slots)  # over every worker
+        edge = await start_edge(cfg, workers, readies, edge_port(cfg, options.sip_port))
 
         bus = _bus(cfg, metrics, trail, cover)
         if bus is not None:
@@ -154,7 +157,7 @@ async def _run_with_store(
             refusals=metrics,
             limits=EngineLimits(
                 max_concurrent_calls=cfg.limits.max_concurrent_calls,
-                trunk_allows=cfg.sip.trunk_allows,
+                trunk_allows=engine_trunk_check(cfg),
             ),
         )
 
@@ -162,7 +165,7 @@ async def _run_with_store(
             if isinstance(event, p.Slots | p.LegClosed | p.Incoming):
                 metrics.set_worker_slots_free(pool.free_slots)
 
-        engine.on_worker_event = on_worker_event
+        engine.on_worker_event = tell_edge(on_worker_event, edge)  # and its dead workers
         cover.on_change = lambda merged: engine.reload(
             merged, build_env(merged, engine.presence, engine.env.stats)
         )
@@ -181,25 +184,12 @@ async def _run_with_store(
             [
                 ("mqtt", lambda: cancel_task(bus_task)),
                 ("audit", trail.drain),
+                ("edge", lambda: edge.aclose() if edge else cancel_task(None)),
                 ("sip_workers", pool.aclose),
                 ("recordings", lambda: _close_archive(archive, sweeper)),
                 ("metrics", lambda: asyncio.to_thread(metrics_server.close)),
             ]
         )
-
-
-def _worker_config(cfg: Config, sip_port: int) -> WorkerConfig:
-    return WorkerConfig(
-        worker_id="w0",
-        listen_host=cfg.sip.listen_host,
-        listen_port=sip_port,
-        public_host=cfg.sip.advertised_host,
-        rtp_port_min=cfg.sip.rtp_port_min,
-        rtp_port_max=cfg.sip.rtp_port_max,
-        media_timeout=cfg.sip.media_timeout_seconds,
-        sip_trace=cfg.logging.sip_message_dumps,
-        log_level=4 if cfg.logging.sip_message_dumps else 2,
-    )
 
 
 def _bus(cfg: Config, metrics: Metrics, trail: AuditTrail, cover: LiveCover) -> MqttBus | None:

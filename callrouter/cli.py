@@ -26,6 +26,7 @@ from callrouter.cli_common import (
     print_issues,
     run_handler,
 )
+from callrouter.cli_edge import add_edge_command
 from callrouter.cli_oncall import add_oncall_command
 from callrouter.cli_recording import add_recording_commands
 from callrouter.cli_run import add_run_command
@@ -131,6 +132,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     add_check_command(subparsers)
     add_oncall_command(subparsers)
     add_run_command(subparsers)
+    add_edge_command(subparsers)
     add_simulate_command(subparsers)
     add_recording_commands(subparsers)
     _add_cdr(subparsers, argv)

@@ -12,8 +12,10 @@ from pathlib import Path
 from callrouter.adapters.sealing import KeyLoadError
 from callrouter.app import RunOptions, run
 from callrouter.cli_common import Subparsers, add_config_argument, settings_or_exit
+from callrouter.edge.process import EdgeStartError
 from callrouter.logsetup import configure_logging
 from callrouter.sip.pool import WorkerStartError
+from callrouter.worker_plan import PlanError
 
 EXIT_START = 1  # the configuration was good but the engine could not start here
 MAX_PORT = 65_535
@@ -42,7 +44,8 @@ def add_run_command(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "--sip-port",
         type=port_type(zero_means="sip.listen_port"),
         metavar="PORT",
-        help="override sip.listen_port (0: keep it)",
+        help="the port callers dial: the edge's (workers then take PORT+1, PORT+2, ...), or "
+        "without an edge the first worker's (0: keep config.yaml's)",
     )
     run.add_argument(
         "--metrics-port",
@@ -78,7 +81,7 @@ def run_engine(args: argparse.Namespace) -> int:
     )
     try:
         return asyncio.run(run(args.config, options))
-    except (WorkerStartError, OSError, KeyLoadError) as error:  # a port taken, no key file…
+    except (WorkerStartError, EdgeStartError, PlanError, OSError, KeyLoadError) as error:
         print(f"callrouter run: cannot start: {error}", file=sys.stderr)
         return EXIT_START
     except sqlite3.Error as error:  # the records cannot be opened where configured

@@ -22,6 +22,27 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     "${need_apt[@]}" >/dev/null
 fi
 
+# Debian's kamailio package may run its own Kamailio on 5060, the port callrouter's edge takes
+# (config.yaml edge.listen_port): stop it and keep it from starting at boot. Our edge is started
+# by `callrouter run` (or systemd/callrouter-edge.service). Harmless when absent or stopped.
+if [ -e /etc/init.d/kamailio ] || [ -e /lib/systemd/system/kamailio.service ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    if systemctl is-enabled --quiet kamailio 2>/dev/null || systemctl is-active --quiet kamailio; then
+      echo "setup: stopping and disabling Debian's kamailio service (the edge takes its port)"
+      $SUDO systemctl disable --now kamailio >/dev/null 2>&1 || echo "setup: could not stop it"
+    fi
+  else  # no systemd as PID 1 (containers): the SysV script and its rc links
+    if [ -e /etc/init.d/kamailio ]; then
+      $SUDO /etc/init.d/kamailio stop >/dev/null 2>&1 || true
+    fi
+    if ls /etc/rc[2-5].d/S*kamailio >/dev/null 2>&1 && command -v update-rc.d >/dev/null; then
+      echo "setup: disabling Debian's kamailio service at boot (the edge takes its port)"
+      $SUDO update-rc.d kamailio disable >/dev/null 2>&1 || echo "setup: could not disable it"
+    fi
+  fi
+fi
+
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv

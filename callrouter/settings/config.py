@@ -12,9 +12,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, Field, IPvAnyNetwork, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    IPvAnyNetwork,
+    PlainValidator,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic import model_validator as model_check
 
+from callrouter import worker_plan
 from callrouter.settings.base import Frozen, known_zone, usable_path
 from callrouter.settings.dialplan import Slug
 from callrouter.settings.errors import FieldError
@@ -41,7 +49,18 @@ def _resolve(value: Path, info: ValidationInfo) -> Path:
         raise ValueError(f"cannot resolve the path: {error}") from error
 
 
+def _worker_count(value: object) -> int | Literal["auto"]:
+    if value == "auto":
+        return "auto"
+    text = str(value).strip() if isinstance(value, int | str) and value is not True else ""
+    if text.isdigit() and 1 <= int(text) <= worker_plan.MAX_WORKERS:
+        return int(text)
+    msg = f'must be a whole number 1-{worker_plan.MAX_WORKERS} or "auto", got {value!r}'
+    raise ValueError(msg)
+
+
 IpAddress = Annotated[str, AfterValidator(_ip_address)]
+WorkerCount = Annotated[int | Literal["auto"], PlainValidator(_worker_count)]
 ConfigPath = Annotated[Path, AfterValidator(usable_path), AfterValidator(_resolve)]
 
 
@@ -63,7 +82,8 @@ class SipConfig(Frozen):
     trunk_allow: Annotated[tuple[IPvAnyNetwork, ...], Field(min_length=1)] = (
         ipaddress.ip_network("127.0.0.0/8"),
     )
-    workers: Annotated[int, Field(ge=1, le=256)] = 1
+    # SIP worker processes (worker i on listen_port + i), or "auto": sized from the machine
+    workers: WorkerCount = 1
     media_timeout_seconds: Annotated[float, Field(ge=5, le=600)] = 30.0
 
     @model_check(mode="after")
@@ -72,6 +92,18 @@ class SipConfig(Frozen):
             raise FieldError("must be above rtp_port_min", "rtp_port_max")
         if self.rtp_port_min <= self.listen_port <= self.rtp_port_max:
             raise FieldError("falls inside the RTP port range", "listen_port")
+        count = worker_plan.worker_count(self)
+        try:
+            ports = worker_plan.sip_ports(self.listen_port, count)
+        except ValueError as error:
+            raise FieldError(str(error), "workers") from None
+        if self.rtp_port_min <= ports[-1] and ports[0] <= self.rtp_port_max:
+            msg = f"workers' SIP ports {ports[0]}-{ports[-1]} overlap the RTP port range"
+            raise FieldError(msg, "workers")
+        try:
+            worker_plan.rtp_slices(self.rtp_port_min, self.rtp_port_max, count)
+        except ValueError as error:
+            raise FieldError(str(error), "workers") from None
         return self
 
     def trunk_allows(self, address: str) -> bool:
@@ -85,6 +117,31 @@ class SipConfig(Frozen):
     @property
     def advertised_host(self) -> str:
         return self.public_host or self.listen_host
+
+
+def _loopback(value: str) -> str:
+    if not ipaddress.ip_address(value).is_loopback:
+        raise ValueError(f"{value} is not a loopback address: workers behind an edge stay local")
+    return value
+
+
+class EdgeConfig(Frozen):
+    """The Kamailio SIP edge: the only public SIP socket, in front of the workers (which then
+    listen on ``worker_host``, loopback). ``callrouter run`` starts and supervises it."""
+
+    enabled: bool = False
+    # true: `callrouter run` starts and supervises Kamailio; false: its own unit runs it
+    # (systemd/callrouter-edge.service, config written by `callrouter edge-config`)
+    supervise: bool = True
+    listen_host: IpAddress = "127.0.0.1"
+    listen_port: Port = 5060
+    worker_host: Annotated[IpAddress, AfterValidator(_loopback)] = "127.0.0.1"
+    retry_after_seconds: Annotated[int, Field(ge=1, le=3600)] = 30  # on its 503 when all full
+    # pike: a source sending more than pike_requests in pike_seconds is dropped for a while
+    pike_requests: Annotated[int, Field(ge=2, le=100_000)] = 30
+    pike_seconds: Annotated[int, Field(ge=1, le=60)] = 2
+    kamailio: ConfigPath = Path("/usr/sbin/kamailio")
+    run_dir: ConfigPath = resolved("var/edge")  # generated kamailio.cfg and its pid/ctl files
 
 
 class LimitsConfig(Frozen):
@@ -181,6 +238,7 @@ class LoggingConfig(Frozen):
 
 class Config(Frozen):
     sip: SipConfig = section()
+    edge: EdgeConfig = section()
     limits: LimitsConfig = section()
     metrics: MetricsConfig = section()
     database: DatabaseConfig = section()
@@ -199,7 +257,7 @@ class Config(Frozen):
         ``mqtt:`` stays None: off)."""
         if not isinstance(data, dict):
             return data
-        sections = {"sip", "limits", "metrics", "database", "paths", "logging", "security"}
+        sections = {"sip", "edge", "limits", "metrics", "database", "paths", "logging", "security"}
         return {k: {} if v is None and k in sections else v for k, v in data.items()}
 
     @field_validator("timezone")
@@ -219,6 +277,16 @@ class Config(Frozen):
         same_host = self.metrics.listen_host == self.sip.listen_host
         if same_host and self.metrics.listen_port == self.sip.listen_port:
             raise FieldError("is the SIP port too", "metrics", "listen_port")
+        if self.edge.enabled:
+            count = worker_plan.worker_count(self.sip)
+            workers = range(self.sip.listen_port, self.sip.listen_port + count)
+            rtp = range(self.sip.rtp_port_min, self.sip.rtp_port_max + 1)
+            port = self.edge.listen_port
+            if port in workers:
+                msg = f"is a worker's SIP port too (workers use {workers[0]}-{workers[-1]})"
+                raise FieldError(msg, "edge", "listen_port")
+            if port in rtp:
+                raise FieldError("falls inside the RTP port range", "edge", "listen_port")
         return self
 
     @property

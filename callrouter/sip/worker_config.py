@@ -25,6 +25,8 @@ class WorkerConfig:
     sip_trace: bool = False  # dump whole SIP messages into the log (needs log_level >= 4)
     max_calls: int = 1000  # asked of pjsua; the build's PJSUA_MAX_CALLS caps it silently
     user: str = "callrouter"  # user part of our own SIP URI
+    media_host: str | None = None  # address RTP binds; None = listen_host
+    media_public_host: str | None = None  # address written into SDP; None = public_host
 
     def __post_init__(self) -> None:
         if not 0 < self.listen_port < 65536:
@@ -58,7 +60,19 @@ class WorkerConfig:
         ]
         if self.sip_trace:
             args.append("--sip-trace")
+        if self.media_host is not None:
+            args += ["--media", self.media_host]
+        if self.media_public_host is not None:
+            args += ["--media-public", self.media_public_host]
         return args
+
+    @property
+    def media_bind(self) -> str:
+        return self.listen_host if self.media_host is None else self.media_host
+
+    @property
+    def media_public(self) -> str:
+        return self.public_host if self.media_public_host is None else self.media_public_host
 
     def with_worker_id(self, worker_id: str) -> WorkerConfig:
         """A copy under another id (the pool renames a worker on each restart)."""
@@ -84,6 +98,8 @@ def parse_argv(argv: list[str] | None = None) -> WorkerConfig:
     parser.add_argument("--sip-trace", action="store_true")
     parser.add_argument("--max-calls", type=int, default=1000)
     parser.add_argument("--user", default="callrouter")
+    parser.add_argument("--media", metavar="HOST", help="address RTP binds (default: --listen's)")
+    parser.add_argument("--media-public", metavar="HOST", help="address in SDP (default --public)")
     ns = parser.parse_args(argv)
     host, sep, port = str(ns.listen).rpartition(":")
     if not sep or not port.isdigit():
@@ -101,6 +117,8 @@ def parse_argv(argv: list[str] | None = None) -> WorkerConfig:
             sip_trace=ns.sip_trace,
             max_calls=ns.max_calls,
             user=ns.user,
+            media_host=ns.media,
+            media_public_host=ns.media_public,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -125,8 +125,8 @@ def _configure(ep: WorkerEndpoint, config: WorkerConfig, outbox: Outbox) -> Stac
     media_tp.port = config.rtp_port_min
     # RTP on even ports from the start, RTCP on the next: both stay inside [min, max].
     media_tp.portRange = max(config.rtp_port_max - config.rtp_port_min - 1, 0)
-    media_tp.boundAddress = config.listen_host
-    media_tp.publicAddress = config.public_host
+    media_tp.boundAddress = config.media_bind
+    media_tp.publicAddress = config.media_public
     acc = WorkerAccount()
     acc.create(acc_cfg, True)
     return Stack(endpoint=ep, account=acc, log_writer=writer, slots=_real_call_cap(config))

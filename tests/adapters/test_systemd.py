@@ -19,6 +19,8 @@ import pytest
 from callrouter.adapters import systemd
 
 UNIT = Path(__file__).resolve().parents[2] / "systemd" / "callrouter.service"
+EDGE_UNIT = UNIT.with_name("callrouter-edge.service")
+EDGE_SECURITY_THRESHOLD = 12  # in tenths: exposure 1.2 of 10
 # The exposure we reached (lower is safer); the test fails if a change to the unit raises it.
 SECURITY_THRESHOLD = 11  # in tenths: exposure 1.1 of 10
 ANALYZE = shutil.which("systemd-analyze")
@@ -210,18 +212,18 @@ class TestMemoryDenyWriteExecute:
         assert result.stdout.strip() == "refused"
 
 
-def _verifiable_copy(tmp_path: Path) -> Path:
-    """The unit with ExecStart pointed at a binary that exists here.
+def _verifiable_copy(tmp_path: Path, unit: Path = UNIT) -> Path:
+    """The unit with /opt/callrouter/bin/callrouter pointed at a binary that exists here.
 
-    ``verify`` checks that the ExecStart program exists; on a build machine
+    ``verify`` checks that the ExecStart (and ExecStartPre) programs exist; on a build machine
     /opt/callrouter/bin/callrouter does not, so we check a copy that runs this interpreter
     instead. Everything else in the file is checked exactly as shipped.
     """
-    text = UNIT.read_text()
-    shipped = re.search(r"^ExecStart=(\S+)", text, re.MULTILINE)
-    assert shipped is not None
-    copy = tmp_path / UNIT.name
-    copy.write_text(text.replace(shipped.group(1), sys.executable, 1))
+    text = unit.read_text()
+    shipped = "/opt/callrouter/bin/callrouter"
+    assert shipped in text
+    copy = tmp_path / unit.name
+    copy.write_text(text.replace(shipped, sys.executable))
     return copy
 
 
@@ -274,3 +276,61 @@ class TestUnitFile:
             "MemoryDenyWriteExecute=yes",
         ):
             assert re.search(rf"^{re.escape(line)}$", text, re.MULTILINE), line
+
+
+KAMAILIO = Path("/usr/sbin/kamailio")
+
+
+@needs_analyze
+class TestEdgeUnitFile:
+    """The edge's own unit: silent verify, hardening score locked in, Kamailio fits the sandbox."""
+
+    def test_verify_is_silent(self, tmp_path: Path) -> None:
+        assert ANALYZE is not None
+        copy = _verifiable_copy(tmp_path, EDGE_UNIT)
+        result = subprocess.run(
+            [ANALYZE, "verify", str(copy)], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert (result.returncode, result.stderr) == (0, "")
+
+    def test_security_score(self) -> None:
+        assert ANALYZE is not None
+        threshold = f"--threshold={EDGE_SECURITY_THRESHOLD}"
+        result = subprocess.run(
+            [ANALYZE, "security", "--offline=yes", threshold, str(EDGE_UNIT)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Overall exposure level for callrouter-edge.service" in result.stdout
+
+    def test_shipped_keys(self) -> None:
+        text = EDGE_UNIT.read_text()
+        for line in (
+            "ExecStartPre=/opt/callrouter/bin/callrouter edge-config --config ${CALLROUTER_CONFIG}"
+            " --out ${RUNTIME_DIRECTORY}",
+            "Conflicts=kamailio.service",
+            "Before=callrouter.service",
+            "DynamicUser=yes",
+            "CapabilityBoundingSet=",
+            "MemoryDenyWriteExecute=yes",
+        ):
+            assert re.search(rf"^{re.escape(line)}$", text, re.MULTILINE), line
+
+    @pytest.mark.skipif(not KAMAILIO.exists(), reason="needs Debian's kamailio")
+    def test_edge_config_then_kamailio_under_mdwe(self, tmp_path: Path) -> None:
+        """What ExecStartPre does, then Kamailio loading every module with W^X enforced."""
+        out = tmp_path / "run"
+        made = subprocess.run(
+            [sys.executable, "-m", "callrouter", "edge-config", "--config", "config.yaml",
+             "--out", str(out)],
+            capture_output=True, text=True, timeout=60, check=False, cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        assert "kamailio -c ok" in made.stdout
+        result = _under_mdwe(str(KAMAILIO), "-c", "-f", str(out / "kamailio.cfg"))
+        assert result.returncode == 0, result.stderr
+        assert "config file ok" in result.stdout + result.stderr

@@ -55,7 +55,7 @@ class E2E:
     ) -> RunningEngine:
         """Write the tree for ``spec`` (``config`` may edit config.yaml's contents first) and
         start the engine on it, its records in ``db`` (default: the test's tmp directory)."""
-        ports = engine_ports()
+        ports = engine_ports(spec.workers, edge=spec.edge)
         root = self.tmp_path / "tree"
         write_tree(root, spec, ports, self.prompt_cache)
         if config is not None:

@@ -144,11 +144,21 @@ class Peers:
         number: str,
         pause_ms: int = 0,
         variables: Mapping[str, float] | None = None,
+        source: str = LOOPBACK,
     ) -> Peer:
         """A sipp UAC calling ``number`` at ``engine`` (host:port); ``pause_ms`` fills <pause/>,
-        ``variables`` the scenario's global variables (-set)."""
+        ``variables`` the scenario's global variables (-set); ``source`` is the loopback
+        address it sends from."""
         return self._start(
-            name, scenario, free_port(), (engine, number), 1, 40, dict(variables or {}), pause_ms
+            name,
+            scenario,
+            free_port(),
+            (engine, number),
+            1,
+            40,
+            dict(variables or {}),
+            pause_ms,
+            source,
         )
 
     def _start(
@@ -161,6 +171,7 @@ class Peers:
         timeout_s: int,
         variables: dict[str, float],
         pause_ms: int,
+        source: str = LOOPBACK,
     ) -> Peer:
         assert SIPP is not None
         log_dir = self._tmp / f"sipp-{name}"
@@ -168,7 +179,7 @@ class Peers:
         args = [
             SIPP,
             "-sf", str(scenario_path(scenario)),
-            "-i", LOOPBACK,
+            "-i", source,
             "-p", str(port),
             "-mp", str(free_range(4)),
             "-cp", str(free_port()),

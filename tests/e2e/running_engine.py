@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.sip.conftest import LOOPBACK, free_port
+from tests.sip.conftest import LOOPBACK, free_port, free_range
 
 from .tree import Ports
 
@@ -54,10 +54,13 @@ def _rtp_range(size: int) -> int:
     raise RuntimeError("no free RTP port range")
 
 
-def engine_ports() -> Ports:
+def engine_ports(workers: int = 1, *, edge: bool = False) -> Ports:
+    """Free ports for one engine: ``workers`` SIP ports in a row, after the edge's if any."""
     rtp = _rtp_range(40)
+    first = free_range(workers + 1) if edge or workers > 1 else free_port()
     return Ports(
-        sip=free_port(),
+        sip=first + 1 if edge else first,
+        edge=first if edge else 0,
         rtp_min=rtp,
         rtp_max=rtp + 39,
         metrics=free_tcp_port(),
@@ -76,8 +79,13 @@ class RunningEngine:
     process: subprocess.Popen[bytes] | None = None
 
     @property
+    def public_sip_port(self) -> int:
+        """The port callers dial: the edge's when there is one, else the first worker's."""
+        return self.ports.edge or self.ports.sip
+
+    @property
     def sip_uri_host(self) -> str:
-        return f"{LOOPBACK}:{self.ports.sip}"
+        return f"{LOOPBACK}:{self.public_sip_port}"
 
     def start(self) -> None:
         args = [
@@ -88,7 +96,7 @@ class RunningEngine:
             "--config",
             str(self.config),
             "--sip-port",
-            str(self.ports.sip),
+            str(self.public_sip_port),
             "--metrics-port",
             str(self.ports.metrics),
             "--health-port",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sip.conftest import free_port
+from tests.sip.conftest import free_range
 
 from . import records
 from .conftest import E2E, needs_tools
@@ -61,6 +61,17 @@ def wait_for_ready(process: subprocess.Popen[bytes], log: Path, health: int) -> 
     raise AssertionError(f"not healthy in {START_LIMIT}s:\n{log.read_text()[-4000:]}")
 
 
+SHIPPED_RTP = range(40000, 41000)  # config.yaml's rtp_port_min..max
+
+
+def sip_ports_clear_of_rtp() -> int:
+    """Three free ports in a row (edge, worker 0, worker 1) outside the shipped RTP range."""
+    while True:
+        base = free_range(3)
+        if not set(range(base, base + 3)) & set(SHIPPED_RTP):
+            return base
+
+
 class TestFreshClone:
     """What a new user does first."""
 
@@ -68,7 +79,7 @@ class TestFreshClone:
         clone = fresh_copy(tmp_path / "clone")
         assert not (clone / "var").exists()
         health = free_tcp_port()
-        sip = free_port()
+        sip = sip_ports_clear_of_rtp()  # the edge, then the shipped config's two workers
         log = tmp_path / "run.log"
         env = {**os.environ, "PYTHONPATH": str(clone), "PYTHONUNBUFFERED": "1"}
         with log.open("wb") as out:

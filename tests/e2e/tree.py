@@ -59,6 +59,11 @@ class TreeSpec:
     record: bool = False  # record bridged calls (sealed under <tree>/var/recordings)
     nhs_number: str = "off"  # the dialplan's NHS-number capture: off, optional or required
     live_cover: bool = False  # take rota overrides from <prefix>/commands/override
+    workers: int = 1  # SIP worker processes, on ports sip, sip + 1, ...
+    edge: bool = False  # a Kamailio edge on Ports.edge in front of the workers
+    edge_pike_requests: int = 200  # requests per 2 s one source may send the edge
+    log_level: str = "INFO"
+    sip_dumps: bool = False  # workers log every SIP message they receive (needs DEBUG)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +75,7 @@ class Ports:
     rtp_max: int
     metrics: int
     health: int
+    edge: int = 0  # the edge's SIP port (only used when TreeSpec.edge)
 
 
 def write_tree(root: Path, spec: TreeSpec, ports: Ports, prompt_cache: Path) -> Settings:
@@ -84,13 +90,14 @@ def write_tree(root: Path, spec: TreeSpec, ports: Ports, prompt_cache: Path) -> 
             "rtp_port_max": ports.rtp_max,
             "trunk_allow": list(spec.trunk_allow),
             "media_timeout_seconds": spec.media_timeout_seconds,
+            "workers": spec.workers,
         },
         "limits": {"max_concurrent_calls": spec.max_concurrent_calls, "max_call_seconds": 600},
         "metrics": {"listen_host": "127.0.0.1", "listen_port": ports.metrics},
         "database": {"path": "var/callrouter.sqlite3"},
         "paths": {"dialplans": "dialplans", "rotas": "rotas", "prompt_cache": str(prompt_cache)},
         "timezone": "Europe/London",
-        "logging": {"level": "INFO"},
+        "logging": {"level": spec.log_level, "sip_message_dumps": spec.sip_dumps},
         "specialties": {SPECIALTY: SPECIALTY_NAME},
     }
     # Every tree has a sealing key (NHS numbers need one); recording is on only when asked.
@@ -100,6 +107,13 @@ def write_tree(root: Path, spec: TreeSpec, ports: Ports, prompt_cache: Path) -> 
     config["security"] = {"key_file": str(key_file)}
     if spec.record:
         config["recording"] = {"enabled": True, "directory": "var/recordings", "notice": NOTICE}
+    if spec.edge:
+        config["edge"] = {
+            "enabled": True,
+            "listen_port": ports.edge,
+            "run_dir": "var/edge",
+            "pike_requests": spec.edge_pike_requests,
+        }
     if spec.mqtt_port is not None:
         config["mqtt"] = {
             "host": "127.0.0.1",

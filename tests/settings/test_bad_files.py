@@ -183,8 +183,8 @@ class TestBadBytes:
 
     def test_windows_line_endings_count_once(self, tree: Tree) -> None:
         text = tree.text("config.yaml").replace("\n", "\r\n")
-        line = tree.line_of("config.yaml", "  workers: 1")
-        data = text.encode().replace(b"  workers: 1", b"  workers: \xff1")
+        line = tree.line_of("config.yaml", "  workers: 2")
+        data = text.encode().replace(b"  workers: 2", b"  workers: \xff2")
         (tree.root / "config.yaml").write_bytes(data)
         assert errors_of(tree) == [
             (
@@ -197,8 +197,8 @@ class TestBadBytes:
         ]
 
     def test_windows_line_endings_in_yaml_marks(self, tree: Tree) -> None:
-        line = tree.line_of("config.yaml", "  workers: 1")
-        text = tree.text("config.yaml").replace("  workers: 1", "  workers: 0")
+        line = tree.line_of("config.yaml", "  workers: 2")
+        text = tree.text("config.yaml").replace("  workers: 2", "  workers: 0")
         (tree.root / "config.yaml").write_bytes(text.replace("\n", "\r\n").encode())
         ((path, at, col, field, _),) = errors_of(tree)
         assert (path, at, col, field) == ("config.yaml", line, 12, "sip.workers")
@@ -240,7 +240,7 @@ class TestBadBytes:
         assert errors[0][:4] == ("config.yaml", 1, 1, "sipp")
 
     def test_byte_order_mark_later_in_the_file(self, tree: Tree) -> None:
-        line = tree.replace("config.yaml", "  workers: 1", "  workers: \ufeff1")
+        line = tree.replace("config.yaml", "  workers: 2", "  workers: \ufeff2")
         assert errors_of(tree) == [
             (
                 "config.yaml",

@@ -134,7 +134,7 @@ class TestManyErrors:
     """One run reports every error in every file, each on its own line."""
 
     def test_errors_in_three_files_all_reported(self, tree: Tree) -> None:
-        config_line = tree.replace("config.yaml", "listen_port: 5060 ", "listen_port: 99999")
+        config_line = tree.replace("config.yaml", "listen_port: 5061 ", "listen_port: 99999")
         dup_line = tree.replace(
             "dialplans/barnet.yaml", "area: barnet\n", "area: barnet\narea: enfield\n"
         )

@@ -1,0 +1,343 @@
+"""kamailio.cfg and the dispatcher list for the edge, rendered from an ``EdgePlan``. Pure text.
+
+What the generated Kamailio does with each request, in order:
+
+1. Hostile shapes: a message over ``MAX_MESSAGE_BYTES`` gets 513; one with bytes that are not
+   UTF-8 anywhere (headers or body) gets 400; an INFO ``application/dtmf-relay`` whose body is
+   not one ``Signal=`` key (a digit, ``*``, ``#`` or A-D) and a short ``Duration`` gets 400.
+   Then ``sanity_check`` (request line, Via, CSeq, Content-Length against the datagram, URIs…):
+   a broken message gets the module's 400 or is dropped. Each kind is logged once a minute per
+   source. Nothing broken reaches a worker.
+2. ``pike``: a source (other than a worker) sending more than ``pike_requests`` requests in
+   ``pike_seconds`` is dropped silently until it calms down.
+3. OPTIONS to the edge itself: 200 (keep-alives, and ``callrouter run``'s readiness probe).
+4. A source outside ``trunk_allow`` (workers excepted): 403 from the edge, logged once per source
+   per minute (an htable remembers who was logged).
+5. In-dialog requests follow their Record-Route (``loose_route``) to the worker that took the
+   call, and back (a peer that sends them to the edge without the Route set is relayed to the
+   call's worker, remembered by Call-ID); BYE and CANCEL release the call's load on it.
+6. A new INVITE goes to the worker with fewest calls (dispatcher algorithm 10, ``maxload`` = the
+   calls it can hold); a 503, 486, 408 or timeout from it moves the call to the next worker
+   (a silent one is marked inactive until an OPTIONS probe brings it back); none left, or all
+   full: 503 with Retry-After from the edge itself. Other new requests: 405.
+7. Each call is a dialog (``dialog`` module) in the profile of the worker that answered it.
+   When a worker dies the engine sends the edge an OPTIONS with ``X-Callrouter-Worker-Down:
+   <its port>`` (only honoured from ``worker_host``); the edge times those dialogs out at once
+   and ends each with a BYE to the GP (``send_bye``), so no caller is left on dead air.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DISPATCH_SET = 1
+MAX_MESSAGE_BYTES = 16384  # a real INVITE with SDP is 1-5 KB; larger gets 513 at the edge
+MAX_DTMF_BODY_BYTES = 64  # "Signal=5\r\nDuration=160\r\n" is 24
+# One key on its own line: textops matches without case and line by line (REG_NEWLINE).
+DTMF_SIGNAL = '"^Signal= *[0-9a-d*#] *\\r?$"'
+
+
+def _not_utf8() -> str:
+    """A POSIX extended regex (over bytes, C locale) matching any byte sequence that is not
+    UTF-8: a byte UTF-8 never uses, a continuation byte without a lead, a lead byte without
+    enough continuations (at the end too), or one with too many. Lead and continuation bytes
+    never overlap, so every match starts at a real fault. The characters are Latin-1 here and
+    are written to kamailio.cfg as the raw bytes."""
+    cont, other, ascii_ = "[\x80-\xbf]", "[^\x80-\xbf]", "[^\x80-\xff]"
+    lead2, lead3, lead4 = "[\xc2-\xdf]", "[\xe0-\xef]", "[\xf0-\xf4]"
+    return "|".join(
+        (
+            "[\xc0\xc1\xf5-\xff]",
+            ascii_ + cont,
+            f"{lead2}({other}|$)",
+            f"{lead3}({other}|{cont}{other}|{cont}?$)",
+            f"{lead4}({other}|{cont}{other}|{cont}{cont}{other}|{cont}{{0,2}}$)",
+            lead2 + cont * 2,
+            lead3 + cont * 3,
+            lead4 + cont * 4,
+        )
+    )
+
+
+SANITY_CHECKS = 17895  # request line, scheme, headers, Via, CSeq, Content-Length, URIs, tags
+SANITY_URIS = 7  # Request-URI, From, To
+MODULES = (
+    "tm",
+    "tmx",
+    "sl",
+    "rr",
+    "pv",
+    "maxfwd",
+    "textops",
+    "siputils",
+    "xlog",
+    "sanity",
+    "pike",
+    "ipops",
+    "htable",
+    "dispatcher",
+    "dialog",
+)
+WORKER_DOWN_HEADER = "X-Callrouter-Worker-Down"  # OPTIONS from the engine: end that worker's calls
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeWorker:
+    """One worker as the edge sees it: its loopback port, and how many calls it may be given."""
+
+    name: str
+    port: int
+    max_calls: int
+
+
+@dataclass(frozen=True, slots=True)
+class EdgePlan:
+    """Everything the generated files depend on."""
+
+    listen_host: str
+    listen_port: int
+    worker_host: str
+    workers: tuple[EdgeWorker, ...]
+    trunk_allow: tuple[str, ...]  # networks, as written in config.yaml (normalised)
+    run_dir: Path
+    retry_after_seconds: int = 30
+    pike_requests: int = 200
+    pike_seconds: int = 2
+    max_call_seconds: int = 3600
+    probe_seconds: int = 2
+    module_dir: Path = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
+
+    @property
+    def config_file(self) -> Path:
+        return self.run_dir / "kamailio.cfg"
+
+    @property
+    def dispatcher_file(self) -> Path:
+        return self.run_dir / "dispatcher.list"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / "kamailio.pid"
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def dispatcher_list(plan: EdgePlan) -> str:
+    """One line per worker: ``set uri flags priority attrs``."""
+    lines = ["# generated by callrouter from config.yaml: edits are overwritten"]
+    for worker in plan.workers:
+        uri = f"sip:{_host(plan.worker_host)}:{worker.port}"
+        lines.append(f"{DISPATCH_SET} {uri} 0 0 duid={worker.name};maxload={worker.max_calls}")
+    return "\n".join(lines) + "\n"
+
+
+def _listens(plan: EdgePlan) -> list[str]:
+    found = [f"listen=udp:{_host(plan.listen_host)}:{plan.listen_port}"]
+    if plan.worker_host != plan.listen_host:  # a second socket on the workers' side
+        found.append(f"listen=udp:{_host(plan.worker_host)}:{plan.listen_port}")
+    return found
+
+
+def _from_a_worker(plan: EdgePlan) -> str:
+    ports = " || ".join(f"$sp=={w.port}" for w in plan.workers)
+    return f'($si=="{plan.worker_host}" && ({ports}))'
+
+
+def render(plan: EdgePlan) -> str:
+    """The whole kamailio.cfg."""
+    retry = f'append_to_reply("Retry-After: {plan.retry_after_seconds}\\r\\n");'
+    allow = ",".join(plan.trunk_allow)
+    lines = [
+        "#!KAMAILIO",
+        "# generated by callrouter from config.yaml: edits are overwritten",
+        "debug=2",
+        "log_stderror=yes",
+        'log_prefix="{$mt $hdr(CSeq) $ci} "',
+        "fork=yes",
+        "children=1",  # one SIP reader: dispatcher load picks and counts without racing
+        "auto_aliases=no",
+        "disable_tcp=yes",
+        "sip_warning=0",
+        'server_header="Server: callrouter-edge"',
+        'user_agent_header="User-Agent: callrouter-edge"',
+        f'rundir="{plan.run_dir}"',
+        *_listens(plan),
+        f'mpath="{plan.module_dir}/"',
+        *(f'loadmodule "{module}.so"' for module in MODULES),
+        'modparam("tm", "fr_timer", 2000)',  # a worker that says nothing for 2 s: next worker
+        'modparam("tm", "fr_inv_timer", 120000)',
+        'modparam("rr", "enable_full_lr", 0)',
+        'modparam("rr", "append_fromtag", 1)',
+        f'modparam("sanity", "default_checks", {SANITY_CHECKS})',
+        f'modparam("pike", "sampling_time_unit", {plan.pike_seconds})',
+        f'modparam("pike", "reqs_density_per_unit", {plan.pike_requests})',
+        'modparam("pike", "remove_latency", 4)',
+        'modparam("htable", "htable", "refused=>size=8;autoexpire=60;")',
+        'modparam("htable", "htable", "flooding=>size=8;autoexpire=60;")',
+        'modparam("htable", "htable", "badinput=>size=8;autoexpire=60;")',
+        'modparam("htable", "htable", "dialogs=>size=10;autoexpire='
+        f'{plan.max_call_seconds + 120};")',
+        f'modparam("dispatcher", "list_file", "{plan.dispatcher_file}")',
+        'modparam("dispatcher", "flags", 2)',  # keep the other workers for failover
+        'modparam("dispatcher", "ds_hash_size", 9)',
+        f'modparam("dispatcher", "ds_hash_expire", {plan.max_call_seconds + 120})',
+        'modparam("dispatcher", "ds_hash_initexpire", 180)',
+        'modparam("dispatcher", "ds_hash_check_interval", 10)',
+        f'modparam("dispatcher", "ds_ping_interval", {plan.probe_seconds})',
+        'modparam("dispatcher", "ds_probing_mode", 1)',
+        'modparam("dispatcher", "ds_probing_threshold", 1)',
+        'modparam("dispatcher", "ds_inactive_threshold", 1)',
+        'modparam("dispatcher", "ds_ping_reply_codes", "class=2;class=4")',
+        f'modparam("dispatcher", "ds_ping_from", "sip:edge@{_host(plan.worker_host)}")',
+        'modparam("dialog", "profiles_with_value", "worker")',
+        'modparam("dialog", "send_bye", 1)',  # a dialog that times out is ended with BYEs
+        f'modparam("dialog", "default_timeout", {plan.max_call_seconds + 120})',
+        "",
+        "request_route {",
+        '    if (!mf_process_maxfwd_header("10")) {',
+        '        sl_send_reply("483", "Too Many Hops");',
+        "        exit;",
+        "    }",
+        f"    if ($ml > {MAX_MESSAGE_BYTES}) {{",
+        "        route(BAD_INPUT_LOG);",
+        '        if (!is_method("ACK")) sl_send_reply("513", "Message Too Large");',
+        "        exit;",
+        "    }",
+        f'    if (search("{_not_utf8()}")) {{',
+        "        route(BAD_INPUT_LOG);",
+        '        if (!is_method("ACK")) sl_send_reply("400", "Bad Request: not UTF-8");',
+        "        exit;",
+        "    }",
+        '    if (is_method("INFO") && has_body("application/dtmf-relay")) {',
+        f"        if ($bs > {MAX_DTMF_BODY_BYTES} || !search_body({DTMF_SIGNAL})) {{",
+        "            route(BAD_INPUT_LOG);",
+        '            sl_send_reply("400", "Bad Request: dtmf-relay body");',
+        "            exit;",
+        "        }",
+        "    }",
+        f'    if (!sanity_check("{SANITY_CHECKS}", "{SANITY_URIS}")) {{',
+        "        route(BAD_INPUT_LOG);",
+        "        exit;",
+        "    }",
+        f'    if ($si=="{plan.worker_host}" && is_method("OPTIONS")'
+        f' && is_present_hf("{WORKER_DOWN_HEADER}")) {{',
+        f'        xlog("L_WARN", "edge_worker_down port=$hdr({WORKER_DOWN_HEADER}):'
+        ' its calls are ended with BYE\\n");',
+        f'        dlg_set_timeout_by_profile("worker", "$hdr({WORKER_DOWN_HEADER})", "1");',
+        '        sl_send_reply("200", "OK");',
+        "        exit;",
+        "    }",
+        f"    if (!{_from_a_worker(plan)}) {{",
+        "        if (!pike_check_req()) {",
+        "            if ($sht(flooding=>$si) == $null) {",
+        "                $sht(flooding=>$si) = 1;",
+        '                xlog("L_WARN", "edge_flood src=$si: dropped for a while\\n");',
+        "            }",
+        "            exit;",
+        "        }",
+        '        if (is_method("OPTIONS") && uri==myself && $rU==$null && !has_totag()) {',
+        '            sl_send_reply("200", "OK");',
+        "            exit;",
+        "        }",
+        f'        if (!is_in_subnet("$si", "{allow}")) {{',
+        "            if ($sht(refused=>$si) == $null) {",
+        "                $sht(refused=>$si) = 1;",
+        '                xlog("L_WARN", "edge_refused src=$si method=$rm: not in trunk_allow'
+        ' (once a minute per source)\\n");',
+        "            }",
+        '            if (!is_method("ACK")) sl_send_reply("403", "Forbidden");',
+        "            exit;",
+        "        }",
+        "    }",
+        "    if (has_totag()) {",
+        "        if (loose_route()) {",
+        '            if (is_method("BYE")) ds_load_update();',
+        "            route(RELAY);",
+        "        }",
+        "        # a peer that ignored our Record-Route: the call's worker, by Call-ID",
+        "        if (uri==myself && $sht(dialogs=>$ci) != $null) {",
+        "            $du = $sht(dialogs=>$ci);",
+        '            if (is_method("BYE")) ds_load_update();',
+        "            route(RELAY);",
+        "        }",
+        '        if (is_method("ACK") && t_check_trans()) route(RELAY);',
+        '        if (!is_method("ACK")) sl_send_reply("404", "Not Here");',
+        "        exit;",
+        "    }",
+        '    if (is_method("CANCEL")) {',
+        "        if (t_check_trans()) {",
+        "            ds_load_update();",
+        "            route(RELAY);",
+        "        }",
+        "        exit;",
+        "    }",
+        "    if (t_precheck_trans()) {",
+        "        t_check_trans();",
+        "        exit;",
+        "    }",
+        "    t_check_trans();",
+        '    remove_hf("Route");',
+        '    if (!is_method("INVITE")) {',
+        '        if (!is_method("ACK")) sl_send_reply("405", "Method Not Allowed");',
+        "        exit;",
+        "    }",
+        "    dlg_manage();",
+        "    record_route();",
+        f'    if (!ds_select_dst("{DISPATCH_SET}", "10")) {{',
+        '        xlog("L_INFO", "edge_full: every worker is full or down\\n");',
+        f"        {retry}",
+        '        sl_send_reply("503", "All Workers Busy");',
+        "        exit;",
+        "    }",
+        "    $sht(dialogs=>$ci) = $du;",
+        '    t_on_failure("FAILOVER");',
+        '    t_on_reply("REPLY");',
+        "    route(RELAY);",
+        "}",
+        "",
+        "route[BAD_INPUT_LOG] {",
+        "    if ($sht(badinput=>$si) == $null) {",
+        "        $sht(badinput=>$si) = 1;",
+        '        xlog("L_WARN", "edge_bad_input src=$si method=$rm length=$ml: refused'
+        ' (once a minute per source)\\n");',
+        "    }",
+        "}",
+        "",
+        "route[RELAY] {",
+        "    if (!t_relay()) sl_reply_error();",
+        "    exit;",
+        "}",
+        "",
+        "onreply_route[REPLY] {",
+        '    if (is_method("INVITE") && status=~"^2[0-9][0-9]$") {',
+        "        ds_load_update();",
+        '        set_dlg_profile("worker", "$sp");  # the worker that answered, by its port',
+        "    }",
+        "}",
+        "",
+        "failure_route[FAILOVER] {",
+        "    if (t_is_canceled()) exit;",
+        "    if (t_branch_timeout() && !t_branch_replied()) {",
+        '        xlog("L_WARN", "edge_worker_silent dst=$du: marked inactive until probed\\n");',
+        '        ds_mark_dst("ip");',
+        "    }",
+        '    if (t_check_status("503|486|408|500") || t_branch_timeout()) {',
+        "        if (ds_next_dst()) {",
+        "            $sht(dialogs=>$ci) = $du;",
+        '            t_on_failure("FAILOVER");',
+        '            t_on_reply("REPLY");',
+        "            route(RELAY);",
+        "        }",
+        "        ds_load_unset();",
+        '        xlog("L_INFO", "edge_full: no worker took the call\\n");',
+        f"        {retry}",
+        '        t_reply("503", "All Workers Busy");',
+        "        exit;",
+        "    }",
+        "    ds_load_unset();",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
