@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 START_TIMEOUT = 10.0
@@ -76,6 +78,7 @@ class MosquittoBroker:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)  # a test may have frozen it (SIGSTOP)
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)
@@ -86,3 +89,16 @@ class MosquittoBroker:
 
     def log_text(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob("*.log")))
+
+
+@contextlib.contextmanager
+def running_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A broker in ``tmp_path/broker`` for one test, stopped at the end whatever happened."""
+    workdir = tmp_path / "broker"
+    workdir.mkdir()
+    server = MosquittoBroker(workdir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

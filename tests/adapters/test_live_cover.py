@@ -29,7 +29,7 @@ from callrouter.cli import main as cli_main
 from callrouter.cli_oncall import run_oncall
 from callrouter.live_cover import MAX_COMMAND_BYTES, LiveCover
 from callrouter.settings.loader import Settings, load_settings
-from tests.adapters.mosquitto_broker import MosquittoBroker
+from tests.adapters.mosquitto_broker import MosquittoBroker, running_broker
 from tests.adapters.test_mqtt import PREFIX, make_bus, next_message, running, wait_until
 from tests.rota.helpers import london
 
@@ -54,14 +54,8 @@ ADD = {
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    workdir = tmp_path / "broker"
-    workdir.mkdir()
-    server = MosquittoBroker(workdir)
-    server.start()
-    try:
+    with running_broker(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

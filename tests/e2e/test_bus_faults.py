@@ -15,7 +15,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from tests.adapters.mosquitto_broker import MosquittoBroker
+from tests.adapters.mosquitto_broker import MosquittoBroker, running_broker
 
 from .conftest import E2E, member, needs_tools
 from .running_engine import RunningEngine
@@ -31,16 +31,8 @@ STOP_BOUND = 14.0
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    workdir = tmp_path / "broker"
-    workdir.mkdir()
-    server = MosquittoBroker(workdir)
-    server.start()
-    try:
+    with running_broker(tmp_path) as server:
         yield server
-    finally:
-        if server.process is not None and server.process.poll() is None:
-            os.kill(server.process.pid, signal.SIGCONT)
-        server.stop()
 
 
 def publish(port: int, *messages: tuple[str, bytes]) -> None:

@@ -20,7 +20,7 @@ import aiomqtt
 import pytest
 
 from callrouter.cli import main as cli_main
-from tests.adapters.mosquitto_broker import MosquittoBroker
+from tests.adapters.mosquitto_broker import MosquittoBroker, running_broker
 
 from . import records
 from .conftest import E2E, member, needs_tools
@@ -35,14 +35,8 @@ WAIT = 15.0
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    workdir = tmp_path / "broker"
-    workdir.mkdir()
-    server = MosquittoBroker(workdir)
-    server.start()
-    try:
+    with running_broker(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def command(port: int, body: dict[str, Any]) -> dict[str, Any]:
