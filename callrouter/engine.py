@@ -360,10 +360,13 @@ class Engine:
         for effect in effects:
             if not d.is_domain_event(effect):
                 self._execute(session, effect)
-        for effect in effects:
-            if d.is_domain_event(effect):
-                self._presence.observe(effect)
-                await self._sink.handle(effect)
+        facts = [effect for effect in effects if d.is_domain_event(effect)]
+        # Every busy mark before the first await: another call's hunt may run while the records
+        # are written, and must already see this call's consultants as busy.
+        for fact in facts:
+            self._presence.observe(fact)
+        for fact in facts:
+            await self._sink.handle(fact)
 
     def _execute(self, session: CallSession, command: c.Command) -> None:
         sip = self._sip

@@ -72,11 +72,22 @@ def incoming(leg: str, source: str = "127.0.0.1", to: str = "02080000001") -> p.
 Scenario = Callable[[FakeSip, Recorder, Engine], Awaitable[None]]
 
 
+@dataclass
+class SlowRecorder(Recorder):
+    """Records as a real store does: each event takes a few turns of the loop to write."""
+
+    async def handle(self, event: d.DomainEvent) -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        self.events.append(event)
+
+
 def run_engine(
-    scenario: Scenario, *, max_calls: int = 5, slots: int = 3
+    scenario: Scenario, *, max_calls: int = 5, slots: int = 3, sink: Recorder | None = None
 ) -> tuple[FakeSip, Recorder]:
     h = Harness(dialplan())
-    sip, sink = FakeSip(slots), Recorder()
+    sip = FakeSip(slots)
+    sink = Recorder() if sink is None else sink
     presence = EnginePresence()
 
     async def main() -> None:
@@ -231,6 +242,26 @@ class TestCall:
         sip, _ = run_engine(scenario)
         dials = sip.of(p.Dial)
         assert [x.uri for x in dials] == ["sip:a1@127.0.0.1", "sip:a2@127.0.0.1"]  # type: ignore[attr-defined]
+
+    def test_two_hunts_at_once_never_ring_one_consultant(self) -> None:
+        """The busy mark lands before the records are written: with a store that takes a
+        moment, the second hunt starting in the same instant still skips the first's member."""
+
+        async def scenario(sip: FakeSip, sink: Recorder, engine: Engine) -> None:
+            for leg in ("in-1", "in-2"):
+                await sip.events.put(incoming(leg))
+            await settle()
+            await sip.events.put(p.Digit("in-1", "1", "info"))  # both choose in one instant
+            await sip.events.put(p.Digit("in-2", "1", "info"))
+            await settle()
+            await sip.events.put(p.HungUp("in-1", 0))
+            await sip.events.put(p.HungUp("in-2", 0))
+            await settle()
+
+        sip, _ = run_engine(scenario, sink=SlowRecorder())
+        dials = [x.uri for x in sip.of(p.Dial)]  # type: ignore[attr-defined]
+        assert len(dials) == 2
+        assert len(set(dials)) == 2, dials
 
     def test_gp_cancel_before_answer_ends_call(self) -> None:
         async def scenario(sip: FakeSip, sink: Recorder, engine: Engine) -> None:
