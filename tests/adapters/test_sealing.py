@@ -98,7 +98,8 @@ class TestFiles:
     def test_round_trip(self, tmp_path: Path, size: int) -> None:
         data = os.urandom(size)
         sealed = sealed_copy(tmp_path, data)
-        assert data[:64] not in sealed.read_bytes() or size == 0
+        if size >= 16:  # a shorter plaintext could turn up in random bytes by chance
+            assert data[:64] not in sealed.read_bytes()
         out = tmp_path / "out.wav"
         assert open_file(KEY, sealed, out) == size
         assert out.read_bytes() == data
