@@ -7,6 +7,7 @@ killed if a test leaves it running. Tests drive the pool with ``asyncio.run`` (n
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import random
 import shutil
@@ -47,11 +48,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Media ranges for test peers and workers: below the kernel's ephemeral ports (32768 and up),
+# so no port the kernel hands out (a peer's SIP port, a client socket) can take one after it
+# was chosen, and above the engine's own RTP ranges (tests/e2e: 10000-19999).
+_RANGES_FROM = 20000
+_RANGES_TO = 32768
+_handed_out: collections.deque[tuple[int, int]] = collections.deque(maxlen=256)
+
+
 def free_range(size: int) -> int:
-    """The first port of ``size`` consecutive free UDP ports (even, for RTP)."""
-    for _ in range(200):
-        base = random.randrange(20000, 60000 - size, 2)
+    """The first port of ``size`` consecutive free UDP ports (even, for RTP), not overlapping
+    a range handed out recently in this test run (peers started together must not share)."""
+    for _ in range(500):
+        base = random.randrange(_RANGES_FROM, _RANGES_TO - size, 2)
+        end = base + size
+        if any(base < taken_end and taken_base < end for taken_base, taken_end in _handed_out):
+            continue
         if all(_bindable(base + i) for i in range(size)):
+            _handed_out.append((base, end))
             return base
     raise RuntimeError("no free port range")
 
