@@ -98,8 +98,6 @@ class RecordingArchive:
         # How long each bridge was, for files that wait in incoming/ to be sealed: so a file
         # the full disk cut short is still flagged incomplete when the sweep seals it.
         self._bridged: dict[str, float] = {}
-        self.sealed = 0
-        self.failed = 0
 
     def prepare(self) -> None:
         """Create the directories (owner only: recordings are clinical records)."""
@@ -135,7 +133,6 @@ class RecordingArchive:
         """A worker's report: seal in the background (or record why there is nothing)."""
         call_id = Path(recorded.path).name.removesuffix(".wav")
         if recorded.error:
-            self.failed += 1
             log.error("recording_not_started", call_id=call_id, error=recorded.error)
             event = d.RecordingFinished(
                 call_id, self._clock(), d.RecordingState.FAILED, None, 0.0, recorded.error
@@ -165,7 +162,6 @@ class RecordingArchive:
             target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             await asyncio.to_thread(seal_file, self._key, plain, target)
         except OSError as error:
-            self.failed += 1
             log.error("recording_not_sealed", call_id=call_id, error=str(error))
             if bridged_seconds is not None:
                 self._bridged[call_id] = bridged_seconds
@@ -176,7 +172,6 @@ class RecordingArchive:
             return
         with contextlib.suppress(FileNotFoundError):
             plain.unlink()
-        self.sealed += 1
         short = bridged_seconds is not None and audio < bridged_seconds - SHORT_BY_SECONDS
         state = d.RecordingState.INCOMPLETE if short else d.RecordingState.STORED
         detail = f"{audio:.1f}s of {bridged_seconds:.1f}s recorded" if short else ""
