@@ -30,6 +30,24 @@ from callrouter.core.availability import Mark
 T0 = 1_780_000_000.0  # 2026-05-28T20:26:40Z
 
 
+def cover_r1() -> CoverAdded:
+    """One live override, r-1: dr-b covers cardiology overnight."""
+    return CoverAdded(
+        T0,
+        "r-1",
+        "t",
+        "cardiology",
+        "dr-b",
+        None,
+        None,
+        "2026-05-28T20:00:00",
+        "2026-05-29T08:00:00",
+        T0 + 3600,
+        "app",
+        "cr/c",
+    )
+
+
 class Clock:
     def __init__(self, now: float) -> None:
         self.now = now
@@ -85,22 +103,7 @@ class TestAppendOnly:
 
         async def add() -> None:
             async with await CallStore.open(db) as store:
-                await store.note(
-                    CoverAdded(
-                        T0,
-                        "r-1",
-                        "t",
-                        "cardiology",
-                        "dr-b",
-                        None,
-                        None,
-                        "2026-05-28T20:00:00",
-                        "2026-05-29T08:00:00",
-                        T0 + 3600,
-                        "app",
-                        "cr/c",
-                    )
-                )
+                await store.note(cover_r1())
                 await store.note(CoverRemoved(T0 + 1, "r-1", "ops", "r-2", "cr/c"))
 
         asyncio.run(add())
@@ -120,22 +123,7 @@ class TestAppendOnly:
 
         async def add() -> None:
             async with await CallStore.open(db) as store:
-                await store.note(
-                    CoverAdded(
-                        T0,
-                        "r-1",
-                        "t",
-                        "cardiology",
-                        "dr-b",
-                        None,
-                        None,
-                        "2026-05-28T20:00:00",
-                        "2026-05-29T08:00:00",
-                        T0 + 3600,
-                        "app",
-                        "cr/c",
-                    )
-                )
+                await store.note(cover_r1())
 
         asyncio.run(add())
         with contextlib.closing(connect(db)) as conn:
