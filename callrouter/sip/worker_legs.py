@@ -35,6 +35,9 @@ from callrouter.sip.worker_sipmsg import (
 )
 
 _SHUTDOWN_STATUS = 503  # unanswered inbound legs when the worker stops
+# pjsua frees a closed call's slot a moment after it reports DISCONNECTED (the media's teardown):
+# a Dial refused with PJ_ETOOMANY in that moment is tried again after each poll, this long.
+_SLOT_RETRY_SECONDS = 2.0
 
 
 class LegTable:
@@ -53,6 +56,7 @@ class LegTable:
         self.outbox = outbox
         self.clock = clock
         self.legs: dict[str, Leg] = {}
+        self.retrying: dict[str, tuple[p.Dial, float]] = {}  # leg -> Dial, give up at
         self._inbound_numbers = itertools.count(1)
         self.players = Players(inbox=inbox, on_error=self._play_error)
         self.recorders = Recorders()
@@ -63,7 +67,7 @@ class LegTable:
 
     @property
     def free(self) -> int:
-        return max(self.stack.slots - len(self.legs), 0)
+        return max(self.stack.slots - len(self.legs) - len(self.retrying), 0)
 
     def emit(self, event: p.Event) -> None:
         self.outbox.send(event)
@@ -106,6 +110,8 @@ class LegTable:
                 self.players.stop(leg_id, leg.audio, self.clock())
             case p.Dial():
                 self._dial(item)
+            case p.Hangup(leg=leg_id) if self.retrying.pop(leg_id, None) is not None:
+                self.emit(p.LegClosed(leg=leg_id))  # never went out
             case p.Hangup(leg=leg_id, status=status):
                 self._hangup(self._leg(leg_id), status)
             case p.Bridge(a=a, b=b, record=record):
@@ -158,7 +164,7 @@ class LegTable:
         if self.players.start(leg.leg_id, cmd.files, cmd.loop, leg.audio, self.clock()):
             self.emit(p.PlayDone(leg=leg.leg_id))
 
-    def _dial(self, cmd: p.Dial) -> None:
+    def _dial(self, cmd: p.Dial, give_up_at: float | None = None) -> None:
         if cmd.leg in self.legs:
             raise _CommandFailed(cmd.leg, "leg id already in use")
         if self.free == 0:
@@ -173,8 +179,13 @@ class LegTable:
             call.makeCall(cmd.uri, op)
         except pj.Error as exc:
             del self.legs[cmd.leg]
-            status = 503 if "too many" in exc.info().lower() else 500
-            self._fail_at_once(cmd.leg, status, exc.info())
+            too_many = "too many" in exc.info().lower()
+            now = self.clock()
+            until = now + _SLOT_RETRY_SECONDS if give_up_at is None else give_up_at
+            if too_many and now < until:
+                self.retrying[cmd.leg] = (cmd, until)
+                return
+            self._fail_at_once(cmd.leg, 503 if too_many else 500, exc.info())
             return
         self.emit(p.Slots(free=self.free))
 
@@ -340,6 +351,12 @@ class LegTable:
             self.emit(p.Digit(leg=call.leg, digit=digit, method="info"))
 
     # ------------------------------------------------------------------ housekeeping
+
+    def retry_dials(self) -> None:
+        """After each poll: Dials pjsua refused while a closed call's slot was being freed."""
+        waiting, self.retrying = self.retrying, {}
+        for cmd, until in waiting.values():
+            self._dial(cmd, until)
 
     def tick(self, now: float) -> None:
         """Once a second: media timeouts, destroying retired players, closed recordings."""

@@ -28,11 +28,11 @@ class FakeSip:
     def send(self, command: p.Command, *, near: str | None = None) -> None:
         self.sent.append((command, near))
 
-    def slots(self, name: str) -> int:
+    def free_for(self, gp_leg: str) -> int:
         return self.free
 
-    def worker_of(self, leg: str) -> str | None:
-        return "w0"
+    def reserve(self, gp_leg: str) -> bool:
+        return self.free >= 1
 
     async def next_event(self, timeout: float | None = None) -> p.Event:
         event = await self.events.get()
@@ -288,8 +288,6 @@ class TestWorkerDeath:
             leg = dial.leg  # type: ignore[attr-defined]
             # What the pool reports when the worker process dies holding both legs:
             await sip.events.put(p.WorkerDied("w0", ("in-1", leg), -9))
-            await sip.events.put(p.HungUp("in-1", 0))
-            await sip.events.put(p.Failed(leg, 500, "worker died"))
             await sip.events.put(p.LegClosed("in-1"))
             await sip.events.put(p.LegClosed(leg))
             await settle()
