@@ -3,8 +3,8 @@ call (callrouter.call_task) under one TaskGroup.
 
 Nothing here decides anything about a call: admission is core.admission, the call itself is
 core.callflow. The engine maps ids (worker leg ⇄ call + core leg), reserves each admitted call a
-consultant slot in its worker, keeps the live-leg count that tells the hunt who is busy, and
-hands refusals to the refusal log.
+consultant slot in its worker, feeds presence (the live-leg count that tells the hunt who is
+busy) and learning from the calls' facts, and hands refusals to the refusal log.
 """
 
 from __future__ import annotations
@@ -66,6 +66,19 @@ class EnginePresence:
                 del self.live[event.member_id]
 
 
+class _Learning:
+    """What the hunt learns of consultants (the running env's MemberStats, kept across
+    reloads), fed from LegEnded facts as they happen, as presence is."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def observe(self, event: d.DomainEvent) -> None:
+        if isinstance(event, d.LegEnded):
+            stats = self._engine.env.stats
+            stats.record(event.member_id, event.result, event.ring_seconds, event.at)
+
+
 class Engine:
     """Owns the call sessions. ``serve()`` runs until the SIP pool closes or it is cancelled."""
 
@@ -99,7 +112,7 @@ class Engine:
             sip=sip,
             prompts=prompts,
             sink=sink,
-            observers=(presence, *observers),
+            observers=(presence, _Learning(self), *observers),
             clock=self._clock,
             recordings=recordings,
             by_worker_leg=self._by_worker_leg,

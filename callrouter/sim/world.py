@@ -58,7 +58,6 @@ _TICK_EVENT = Tick()
 # Effects the world has nothing to do for (one set lookup instead of a walk down the chain).
 _IGNORED = frozenset(
     {
-        d.LegEnded,
         d.CallOffered,
         d.CallAnswered,
         d.LegPickedUp,
@@ -229,6 +228,10 @@ class World:
                 continue
             if kind is Dial:
                 self._on_dial(call, effect, now)  # type: ignore[arg-type]
+            elif kind is d.LegEnded:
+                # learning is fed from the facts, as the engine feeds it
+                ended: d.LegEnded = effect  # type: ignore[assignment]
+                self.env.stats.record(ended.member_id, ended.result, ended.ring_seconds, now)
             elif kind is d.LegStarted:
                 self.tally.specialty(call.line.specialty).rings += 1
                 if effect.tier is not call.first_tier:  # type: ignore[union-attr]

@@ -186,6 +186,9 @@ class TestTimers:
             await settle()
             assert p.Hangup(first.leg, 0) in sip.of(p.Hangup)  # no answer: cancelled
             assert dials(sip)[-1].uri == "sip:a2@127.0.0.1"  # and the next one rung
+            learned = engine.env.stats.get("a1")  # learning is fed from the LegEnded
+            assert learned is not None
+            assert (learned.rung, learned.last_missed) == (1.0, T0 + RING_SECONDS)
             await sip.events.put(p.HungUp("in-1", 0))
             await settle()
 
