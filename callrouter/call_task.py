@@ -134,8 +134,9 @@ class CallRunner:
     async def _end_failed(self, session: CallSession) -> None:
         """The call's task failed: hang up every leg, close what the call had opened."""
         for worker_leg in session.legs.values():
-            with contextlib.suppress(Exception):
-                self.sip.send(p.Hangup(worker_leg, _FAILED_STATUS))
+            if worker_leg in self.by_worker_leg:  # not closed yet
+                with contextlib.suppress(Exception):
+                    self.sip.send(p.Hangup(worker_leg, _FAILED_STATUS))
         facts = session.ledger.closing(session.now(self.clock))
         for fact in facts:  # presence and learning first: they cannot fail on I/O
             for observer in self.observers:

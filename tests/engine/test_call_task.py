@@ -13,6 +13,8 @@ from pathlib import Path
 from callrouter.adapters.store_sqlite import CallStore
 from callrouter.core import commands as c
 from callrouter.core import domain as d
+from callrouter.core.callflow import PlanSource
+from callrouter.core.plan import HuntPlan
 from callrouter.engine import Engine, EngineLimits, EnginePresence
 from callrouter.engine_ports import EventSink
 from callrouter.sip import protocol as p
@@ -57,13 +59,15 @@ async def serve(
     sink: EventSink,
     prompts: Prompts | None = None,
     clock: FakeClock | None = None,
+    plans: PlanSource | None = None,
 ) -> tuple[FakeSip, EnginePresence]:
     h = Harness(dialplan())
     sip, presence = FakeSip(), EnginePresence()
+    env = dataclasses.replace(h.env, presence=presence)
     engine = Engine(
         sip=sip,
         dialplans=Plans(h.dialplan),
-        env=dataclasses.replace(h.env, presence=presence),
+        env=env if plans is None else dataclasses.replace(env, plans=plans),
         presence=presence,
         prompts=Prompts() if prompts is None else prompts,
         sink=sink,
@@ -83,8 +87,9 @@ def run(
     sink: EventSink,
     prompts: Prompts | None = None,
     clock: FakeClock | None = None,
+    plans: PlanSource | None = None,
 ) -> tuple[FakeSip, EnginePresence]:
-    return asyncio.run(serve(scenario, sink=sink, prompts=prompts, clock=clock))
+    return asyncio.run(serve(scenario, sink=sink, prompts=prompts, clock=clock, plans=plans))
 
 
 def dials(sip: FakeSip) -> list[p.Dial]:
@@ -168,6 +173,35 @@ class TestFailureEndsTheCall:
         [leg_end] = [ev for ev in recorder.events if isinstance(ev, d.LegEnded)]
         assert (leg_end.member_id, leg_end.result) == ("a1", d.LegResult.CANCELLED)
         assert {cmd.leg for cmd in sip.of(p.Hangup)} == {"in-1", dials(sip)[0].leg}  # type: ignore[attr-defined]
+
+
+    def test_an_exception_in_the_core_ends_the_call_after_its_choice(self) -> None:
+        """The rota cannot be resolved (a bug, a broken source): the GP who chose a specialty
+        is hung up and the call recorded as interrupted. The facts of the step that raised
+        (its SpecialtyChosen) are lost with it: the record has no specialty."""
+        recorder = Recorder()
+
+        class BrokenRota:
+            def plan(self, area: str, specialty: str, now: float) -> HuntPlan:
+                raise RuntimeError("rota source broken")
+
+        async def scenario(sip: FakeSip, engine: Engine) -> None:
+            await sip.events.put(incoming("in-1"))
+            await settle()
+            await sip.events.put(p.Digit("in-1", "1", "rfc4733"))
+            await settle()
+            assert engine.active_calls == 0
+
+        sip, presence = run(scenario, sink=recorder, plans=BrokenRota())
+        assert sip.of(p.Hangup) == [p.Hangup("in-1", 500)]
+        end = recorder.events[-1]
+        assert isinstance(end, d.CallEnded)
+        assert (end.reason, end.specialty, end.connected) == (
+            d.EndReason.INTERRUPTED,
+            None,
+            False,
+        )
+        assert presence.live == {}
 
 
 class TestTimers:
