@@ -36,6 +36,7 @@ class _Due:
     """A deadline's timer fired; stale unless ``token`` is the call's current one."""
 
     token: int
+    deadline: float  # in the flow's time
 
 
 @dataclass(eq=False)
@@ -85,22 +86,30 @@ class CallRunner:
         structlog.contextvars.bind_contextvars(call_id=session.call_id)
         flow = session.flow
         timer: Timer | None = None
+        armed: float | None = None  # the deadline ``timer`` is for
         token = 0
         try:
             await self._step(session, e.Offered(session.caller))
             while not flow.ended:
-                if timer is not None:
-                    timer.cancel()
-                    timer = None
-                token += 1
                 deadline = flow.next_deadline()
-                if deadline is not None:
-                    when = session.monotonic_of(deadline)
-                    timer = self.clock.call_at(when, partial(session.queue.put_nowait, _Due(token)))
+                if deadline != armed or timer is None:
+                    if timer is not None:
+                        timer.cancel()
+                    token, timer, armed = token + 1, None, deadline
+                    if deadline is not None:
+                        due = _Due(token, deadline)
+                        when = session.monotonic_of(deadline)
+                        timer = self.clock.call_at(when, partial(session.queue.put_nowait, due))
                 item = await session.queue.get()
                 while isinstance(item, _Due) and item.token != token:
                     item = await session.queue.get()  # a timer we re-armed since: nothing due
-                await self._step(session, e.Tick() if isinstance(item, _Due) else item)
+                if isinstance(item, _Due):
+                    timer = None  # fired
+                    # Due by the monotonic clock: the flow's time is at least the deadline, even
+                    # where converting between the two clocks rounds a hair short of it.
+                    await self._step(session, e.Tick(), at_least=item.deadline)
+                else:
+                    await self._step(session, item)
         except Exception:
             log.exception("call_failed")
             await self._end_failed(session)
@@ -108,9 +117,9 @@ class CallRunner:
             if timer is not None:
                 timer.cancel()
 
-    async def _step(self, session: CallSession, event: e.Event) -> None:
+    async def _step(self, session: CallSession, event: e.Event, at_least: float = 0.0) -> None:
         try:
-            effects = session.flow.handle(event, session.now(self.clock))
+            effects = session.flow.handle(event, max(session.now(self.clock), at_least))
         except IllegalEvent as error:
             log.warning("illegal_event", event=type(event).__name__, error=str(error))
             return
