@@ -171,8 +171,11 @@ class Engine:
     # -- worker events -----------------------------------------------------------------------
 
     def _dispatch(self, event: p.Event, group: asyncio.TaskGroup) -> None:
-        if self.on_worker_event is not None:
+        self._route(event, group)
+        if self.on_worker_event is not None:  # after: an Incoming's reservation is made
             self.on_worker_event(event)
+
+    def _route(self, event: p.Event, group: asyncio.TaskGroup) -> None:
         match event:
             case p.Incoming():
                 self._incoming(event, group)
