@@ -99,7 +99,7 @@ def _serve(config: WorkerConfig, outbox: Outbox) -> int:
                 running = False
             else:
                 table.handle(item)
-        if table.retrying:
+        if table.slot_waits:
             table.retry_dials()
         now = time.monotonic()
         if now >= next_tick:

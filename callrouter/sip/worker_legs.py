@@ -33,11 +33,9 @@ from callrouter.sip.worker_sipmsg import (
     request_uri_user,
     split_host_port,
 )
+from callrouter.sip.worker_slot_waits import SlotWaits
 
 _SHUTDOWN_STATUS = 503  # unanswered inbound legs when the worker stops
-# pjsua frees a closed call's slot a moment after it reports DISCONNECTED (the media's teardown):
-# a Dial refused with PJ_ETOOMANY in that moment is tried again after each poll, this long.
-_SLOT_RETRY_SECONDS = 2.0
 
 
 class LegTable:
@@ -56,7 +54,7 @@ class LegTable:
         self.outbox = outbox
         self.clock = clock
         self.legs: dict[str, Leg] = {}
-        self.retrying: dict[str, tuple[p.Dial, float]] = {}  # leg -> Dial, give up at
+        self.slot_waits = SlotWaits(clock)  # Dials waiting for a pjsua call slot being freed
         self._inbound_numbers = itertools.count(1)
         self.players = Players(inbox=inbox, on_error=self._play_error)
         self.recorders = Recorders()
@@ -67,7 +65,7 @@ class LegTable:
 
     @property
     def free(self) -> int:
-        return max(self.stack.slots - len(self.legs) - len(self.retrying), 0)
+        return max(self.stack.slots - len(self.legs) - len(self.slot_waits), 0)
 
     def emit(self, event: p.Event) -> None:
         self.outbox.send(event)
@@ -110,7 +108,7 @@ class LegTable:
                 self.players.stop(leg_id, leg.audio, self.clock())
             case p.Dial():
                 self._dial(item)
-            case p.Hangup(leg=leg_id) if self.retrying.pop(leg_id, None) is not None:
+            case p.Hangup(leg=leg_id) if self.slot_waits.drop(leg_id):
                 self.emit(p.LegClosed(leg=leg_id))  # never went out
             case p.Hangup(leg=leg_id, status=status):
                 self._hangup(self._leg(leg_id), status)
@@ -168,7 +166,8 @@ class LegTable:
         if cmd.leg in self.legs:
             raise _CommandFailed(cmd.leg, "leg id already in use")
         if self.free == 0:
-            self._fail_at_once(cmd.leg, 503, "no free call slot")
+            if not self.slot_waits.wait(cmd, give_up_at):
+                self._fail_at_once(cmd.leg, 503, "no free call slot")
             return
         call = LegCall(self.stack.account, self, cmd.leg, pj.PJSUA_INVALID_ID)
         leg = Leg(leg_id=cmd.leg, call=call, inbound=False)
@@ -179,13 +178,9 @@ class LegTable:
             call.makeCall(cmd.uri, op)
         except pj.Error as exc:
             del self.legs[cmd.leg]
-            too_many = "too many" in exc.info().lower()
-            now = self.clock()
-            until = now + _SLOT_RETRY_SECONDS if give_up_at is None else give_up_at
-            if too_many and now < until:
-                self.retrying[cmd.leg] = (cmd, until)
-                return
-            self._fail_at_once(cmd.leg, 503 if too_many else 500, exc.info())
+            too_many = "too many" in exc.info().lower()  # PJ_ETOOMANY: a slot is being freed
+            if not (too_many and self.slot_waits.wait(cmd, give_up_at)):
+                self._fail_at_once(cmd.leg, 503 if too_many else 500, exc.info())
             return
         self.emit(p.Slots(free=self.free))
 
@@ -353,9 +348,8 @@ class LegTable:
     # ------------------------------------------------------------------ housekeeping
 
     def retry_dials(self) -> None:
-        """After each poll: Dials pjsua refused while a closed call's slot was being freed."""
-        waiting, self.retrying = self.retrying, {}
-        for cmd, until in waiting.values():
+        """After each poll: the Dials waiting for a call slot, tried again."""
+        for cmd, until in self.slot_waits.take():
             self._dial(cmd, until)
 
     def tick(self, now: float) -> None:

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from callrouter.sip import protocol as p
 from callrouter.sip.slots import Placed, SlotBook
+from callrouter.sip.worker_slot_waits import SlotWaits
 
 
 def dial(leg: str) -> p.Dial:
@@ -145,3 +146,27 @@ def test_never_more_legs_than_slots_and_an_idle_reservation_always_dials(
                     closing.append(other)
         assert len(book.legs) <= book.capacity
         assert book.free >= 0
+
+
+class TestWorkerSlotWaits:
+    """In the worker: a Dial with no pjsua slot yet is tried again until ``patience`` runs out."""
+
+    def test_waits_then_gives_up(self) -> None:
+        now = [100.0]
+        waits = SlotWaits(lambda: now[0], patience=2.0)
+        assert waits.wait(dial("a"), None)
+        [(again, until)] = waits.take()
+        assert (again, until, len(waits)) == (dial("a"), 102.0, 0)
+        now[0] = 101.9
+        assert waits.wait(again, until)  # still within its patience
+        now[0] = 102.0
+        [(again, until)] = waits.take()
+        assert not waits.wait(again, until)  # fail it now
+        assert len(waits) == 0
+
+    def test_a_dial_hung_up_while_it_waits_is_dropped(self) -> None:
+        waits = SlotWaits(lambda: 0.0)
+        waits.wait(dial("a"), None)
+        assert waits.drop("a")
+        assert not waits.drop("a")
+        assert waits.take() == []
