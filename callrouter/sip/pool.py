@@ -71,7 +71,7 @@ class _Worker:
 
     @property
     def free(self) -> int:
-        return self.book.free
+        return 0 if self.ready is None else self.book.free
 
 
 class WorkerPool:

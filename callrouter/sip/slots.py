@@ -102,4 +102,5 @@ class SlotBook:
         """The worker is gone: every leg it held or was to hold."""
         lost = [*sorted(self.legs), *self.waiting]
         self.legs, self.owner, self.reserved, self.waiting = set(), {}, set(), {}
+        self.capacity = 0  # until its successor is ready
         return lost

@@ -86,6 +86,7 @@ class TestWaiting:
         assert book.clear() == ["a", "gp1", "b"]
         assert "gp1" not in book
         assert book.legs == set()
+        assert book.place(dial("c"), None) is Placed.NO_SLOT  # nothing goes to a dead worker
 
 
 _OPS = st.lists(
