@@ -18,6 +18,7 @@ from callrouter.settings.errors import ConfigError
 from callrouter.sim.bound import BOUND
 from callrouter.sim.plan import plan_table, plan_teams
 from callrouter.sim.plot import PlotUnavailableError, plot_connection_times, require_matplotlib
+from callrouter.sim.informed import parse_informed
 from callrouter.sim.runner import all_strategies, prepare, run_seeds
 from callrouter.sim.tables import table, to_json
 from callrouter.sim.verdict import goal_lines, judge
@@ -134,7 +135,7 @@ def run_simulate(
     err = sys.stderr if stderr is None else stderr
     known = all_strategies()
     strategies = list(dict.fromkeys(args.strategies or known))
-    unknown = [name for name in strategies if name not in known]
+    unknown = [n for n in strategies if n not in known and parse_informed(n) is None]
     if unknown:
         print(f"unknown strategy {unknown[0]!r}; known: {', '.join(known)}", file=err)
         return EXIT_CONFIG
