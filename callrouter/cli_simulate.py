@@ -16,9 +16,9 @@ from typing import Any, TextIO
 from callrouter.cli_common import run_handler
 from callrouter.settings.errors import ConfigError
 from callrouter.sim.bound import BOUND
+from callrouter.sim.informed import parse_informed
 from callrouter.sim.plan import plan_table, plan_teams
 from callrouter.sim.plot import PlotUnavailableError, plot_connection_times, require_matplotlib
-from callrouter.sim.informed import parse_informed
 from callrouter.sim.runner import all_strategies, prepare, run_seeds
 from callrouter.sim.tables import table, to_json
 from callrouter.sim.verdict import goal_lines, judge
