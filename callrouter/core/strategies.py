@@ -18,7 +18,7 @@ from callrouter.core.learning import (
     hour_of,
     recent_of,
 )
-from callrouter.core.plan import Candidate
+from callrouter.core.plan import Candidate, HuntPlan
 from callrouter.settings.dialplan import HuntPolicy
 from callrouter.settings.dialplan import Strategy as StrategyName
 
@@ -39,6 +39,7 @@ MAX_PACE = 0.8
 PACE_FLOOR = 0.05  # the pace where the order saves nothing: a late extra leg, seldom wasted
 RING_BUDGET_SHARE = 1.2  # of the rings a better order saves, the share spent on earlier legs
 MIN_EXTRA_LEGS = 0.25
+LATER_PASS_SHARE = 0.5  # of the later-pass rings saved (a rougher estimate: spent more warily)
 NOISE_GUARD = 3.0  # a difference in pick-up rates counts once it is beyond ~1.7 of its noise
 
 
@@ -71,6 +72,7 @@ class Strategy:
         *,
         tier: Sequence[Candidate] = (),
         now: float = 0.0,
+        plan: HuntPlan | None = None,
     ) -> float:
         """How long after ringing ``candidate`` (of ``tier``) the next leg may be added while it
         still rings."""
@@ -98,6 +100,7 @@ class RingAll(Strategy):
         *,
         tier: Sequence[Candidate] = (),
         now: float = 0.0,
+        plan: HuntPlan | None = None,
     ) -> float:
         return 0.0
 
@@ -116,6 +119,7 @@ class Staggered(Strategy):
         *,
         tier: Sequence[Candidate] = (),
         now: float = 0.0,
+        plan: HuntPlan | None = None,
     ) -> float:
         return policy.stagger_seconds
 
@@ -205,8 +209,11 @@ class Adaptive(Strategy):
         *,
         tier: Sequence[Candidate] = (),
         now: float = 0.0,
+        plan: HuntPlan | None = None,
     ) -> float:
         theta = max(ring_budget(tier, self.order(tier, stats, now), stats, now), PACE_FLOOR)
+        if plan is not None:
+            theta = max(theta, later_pass_budget(plan, stats, now))
         unfair = over_fair_share(tier, stats, now)
         if unfair and max(unfair.values()) > unfair.get(candidate.member_id, 0.0):
             theta = min(theta, ADD_FAIR_BELOW)  # a member further over the share waits for this one
@@ -240,6 +247,27 @@ def distinct_rates(tier: Sequence[Candidate], stats: MemberStats, now: float) ->
         keep = max(0.0, 1.0 - NOISE_GUARD * noise / gap) if gap > 0.0 else 0.0
         out[member] = mean + keep * (rate - mean)
     return out
+
+
+def later_pass_budget(plan: HuntPlan, stats: MemberStats, now: float) -> float:
+    """The pace the rings a rota spends in later passes pay for: a plain rota rings everyone
+    again when a whole pass fails, this strategy only those who were busy. Those legs, a call,
+    are P(a pass fails) x the legs of a pass x (passes - 1); spent like ``ring_budget``."""
+    loops = plan.policy.loops
+    members = [c for tier in plan.tiers for c in tier.members]
+    if loops < 2 or len(members) < 2:
+        return 0.0
+    rates = [stats.chance_now(c.member_id, now) for c in members]
+    fails = 1.0
+    for rate in rates:
+        fails *= 1.0 - rate
+    one_pass = expected_legs(rates)
+    saving = 0.0
+    reach = fails
+    for _ in range(loops - 1):
+        saving += reach * one_pass
+        reach *= fails
+    return min(MAX_PACE, LATER_PASS_SHARE * saving / max(one_pass - 1.0, MIN_EXTRA_LEGS))
 
 
 def ring_budget(

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from callrouter.core.learning import MemberStats
-from callrouter.core.plan import Candidate
+from callrouter.core.plan import Candidate, HuntPlan
 from callrouter.core.strategies import Strategy
 from callrouter.settings.dialplan import HuntPolicy
 from callrouter.sim.draws import AwaySpells
@@ -132,6 +132,7 @@ class Informed(Strategy):
         *,
         tier: Sequence[Candidate] = (),
         now: float = 0.0,
+        plan: HuntPlan | None = None,
     ) -> float:
         self._ring = policy.ring_seconds
         return min(self.give_up(candidate.member_id, now), policy.ring_seconds)

@@ -11,14 +11,16 @@ from hypothesis import strategies as st
 
 from callrouter.core.domain import LegResult
 from callrouter.core.learning import MemberStats, hour_of
-from callrouter.core.plan import Candidate
+from callrouter.core.plan import Candidate, HuntPlan, Tier
 from callrouter.core.strategies import (
     MAX_PACE,
     distinct_rates,
     expected_legs,
     give_up_on,
+    later_pass_budget,
     ring_budget,
 )
+from callrouter.settings.dialplan import HuntPolicy
 
 MEMBERS = ["a", "b", "c"]
 PICKED_UP = [LegResult.ACCEPTED, LegResult.DECLINED, LegResult.NO_CONFIRM, LegResult.HUNG_UP]
@@ -164,3 +166,37 @@ class TestPacingFigures:
         tier = [candidate("a"), candidate("b")]
         at = 36_000.0 + 7200.0 * 31  # the same hour of day; a's last miss long ago
         assert ring_budget(tier, tier[::-1], stats, at) > 0.1
+
+
+def plan_of(loops: int) -> HuntPlan:
+    policy = HuntPolicy(tiers=("local", "ncn"), loops=loops)
+    return HuntPlan(
+        "area",
+        "renal",
+        policy,
+        (
+            Tier("local", "local", (candidate("a"), candidate("b"))),
+            Tier("ncn", "ncn", (candidate("c"),)),
+        ),
+    )
+
+
+class TestLaterPassBudget:
+    """The rings a rota spends on later passes pay for a brisker pace, in proportion to how
+    often a whole pass fails; one pass, nothing."""
+
+    def test_grows_with_misses_and_needs_a_second_pass(self) -> None:
+        reliable, unreliable = MemberStats(), MemberStats()
+        for n, m in itertools.product(range(20), MEMBERS):
+            reliable.record(m, LegResult.ACCEPTED, 5.0, 36_000.0 + n)
+            unreliable.record(m, LegResult.NO_ANSWER, 0.0, 36_000.0 + n)
+        at = 36_000.0 + 86_400.0  # a day later: no miss is recent
+        assert later_pass_budget(plan_of(1), unreliable, at) == 0.0
+        low = later_pass_budget(plan_of(2), reliable, at)
+        high = later_pass_budget(plan_of(2), unreliable, at)
+        assert 0.0 <= low < 0.01 < high <= MAX_PACE
+
+    @settings(max_examples=100, deadline=None)
+    @given(legs, st.floats(0.0, 6.0 * 86_400.0), st.integers(1, 4))
+    def test_in_range(self, history, now: float, loops: int) -> None:
+        assert 0.0 <= later_pass_budget(plan_of(loops), learned(history), now) <= MAX_PACE
