@@ -59,7 +59,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="NAME",
         dest="strategies",
-        help=f"a strategy to run (repeatable; default: all of {', '.join(all_strategies())})",
+        help=f"a strategy to run (repeatable; default: all of {', '.join(all_strategies())}); "
+        "also informed@THETA (0-1), the reference that knows the true habits, not the draws",
     )
     parser.add_argument(
         "--seed", type=int, metavar="N", help="the seed of every draw (default: the workload's)"
@@ -137,7 +138,10 @@ def run_simulate(
     strategies = list(dict.fromkeys(args.strategies or known))
     unknown = [n for n in strategies if n not in known and parse_informed(n) is None]
     if unknown:
-        print(f"unknown strategy {unknown[0]!r}; known: {', '.join(known)}", file=err)
+        print(
+            f"unknown strategy {unknown[0]!r}; known: {', '.join(known)}, informed@THETA",
+            file=err,
+        )
         return EXIT_CONFIG
     if args.plot is not None:  # before the run, not after minutes of it
         try:

@@ -10,10 +10,13 @@ import pytest
 
 from callrouter.core.learning import MemberStats
 from callrouter.core.plan import Candidate
+from callrouter.sim.bound import BOUND
 from callrouter.sim.draws import AwaySpells
 from callrouter.sim.informed import Informed, parse_informed
 from callrouter.sim.runner import prepare, run_seed
 from callrouter.sim.scenario import Behaviour
+from callrouter.sim.verdict import fixed_strategies, informed_reach
+from tests.sim.test_cli import simulate
 
 LONDON = ZoneInfo("Europe/London")
 NOON = 1_772_452_800.0  # 2026-03-02 12:00 London (GMT)
@@ -76,3 +79,35 @@ def test_the_dial_trades_rings_for_connection_time(tiny: Path) -> None:
     assert serial.rings_per_connected < at_once.rings_per_connected
     assert at_once.connect_mean_s < serial.connect_mean_s
     assert at_once.tier_violations == serial.tier_violations == 0
+
+
+class TestOnTheCommandLine:
+    """``--strategy informed@THETA`` runs beside the others; a theta outside 0-1 is refused."""
+
+    def test_runs_and_is_judged_apart(self, tiny: Path) -> None:
+        done = simulate(
+            "--workload", str(tiny), "--strategy", "linear", "--strategy", "informed@0.5"
+        )
+        assert done.returncode == 0, done.stderr
+        assert any(line.startswith("informed@0.5 ") for line in done.stdout.splitlines())
+
+    def test_theta_out_of_range(self, tiny: Path) -> None:
+        done = simulate("--workload", str(tiny), "--strategy", "informed@2")
+        assert done.returncode == 2
+        assert "unknown strategy 'informed@2'" in done.stderr
+        assert "informed@THETA" in done.stderr
+
+
+def test_the_verdict_keeps_it_apart_and_reports_its_reach(tiny: Path) -> None:
+    """Not a fixed strategy for the FTCR goal; its reach is its fastest pace within linear's
+    rings, measured against the bound."""
+    names = ["linear", "adaptive", "informed@0", "informed@0.5", "informed@1"]
+    runs = [run_seed(prepare(tiny), names)]
+    assert fixed_strategies([BOUND, *names], "adaptive") == ["linear"]
+    reach = informed_reach(runs, "adaptive")
+    assert reach.name.startswith("informed@")
+    within = runs[0][reach.name]
+    assert within.rings_per_connected <= runs[0]["linear"].rings_per_connected
+    assert reach.connect_ratio == within.connect_mean_s / runs[0][BOUND].connect_mean_s
+    assert reach.connect_ratio >= 1.0  # never sooner than the bound
+    assert informed_reach([run_seed(prepare(tiny), ["linear", "adaptive"])], "adaptive").name == ""
