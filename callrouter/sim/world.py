@@ -38,6 +38,7 @@ from callrouter.core.states import State
 from callrouter.core.strategies import Strategy, strategy_named
 from callrouter.sim.calls import Busy, LineRuntime, PerLeg, SimCall, SimLeg
 from callrouter.sim.draws import CHUNK, Arrivals, AwaySpells, BehaviourChunk, behaviour_chunk
+from callrouter.sim.informed import Informed, parse_informed
 from callrouter.sim.report import Tally
 from callrouter.sim.scenario import Scenario
 
@@ -110,7 +111,12 @@ class World:
             )
             for line in scenario.lines
         ]
-        chosen: Strategy = strategy_named(strategy)
+        theta = parse_informed(strategy)
+        chosen: Strategy = (
+            strategy_named(strategy)
+            if theta is None
+            else Informed(scenario.behaviour, self.away, scenario.zone, theta)
+        )
         self.env = FlowEnv(
             specialty_names=scenario.specialty_names,
             directories=_directories(scenario),
