@@ -1,0 +1,140 @@
+"""What the worker refuses before pjsip's own layers see a request: a pure verdict on bytes.
+
+The worker's gate (``worker_gate``) hands every received request here, as the datagram pjsip
+read and the source address, before the transaction layer, the dialogs and pjsua run. A
+``Verdict`` means "answer this status (statelessly) and go no further"; ``None`` lets it in.
+In order:
+
+1. A datagram that filled pjsip's receive buffer was cut short by it: 513.
+2. Bytes that are not UTF-8 anywhere (request line, headers, body): 400.
+3. No blank line ending the headers, or a Content-Length that is not one number equal to the
+   body's length in bytes (shorter or longer than the datagram alike): 400.
+4. An INFO ``application/dtmf-relay`` whose body is not one ``Signal=`` key of one digit
+   (``*``, ``#``, A-D, or 10-15 for them) with at most a ``Duration``, within 64 bytes: 400.
+   (pjsua's own parser of that body aborts the whole process on a long one.)
+5. A request outside a dialog (no To tag) from a source outside the allow-list: 403, before
+   pjsua allocates a call, media sockets or sends anything.
+
+An ACK is never answered: a bad one is dropped (``Verdict.status`` 0). No pjsua2 import here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+MAX_DTMF_BODY_BYTES = 64  # "Signal=5\r\nDuration=160\r\n" is 24
+DROP = 0  # Verdict.status: say nothing (an ACK is never answered)
+
+_COMPACT = {"l": "content-length", "c": "content-type", "t": "to"}
+_DTMF_LINE = re.compile(r"^\s*(?P<key>[A-Za-z]+)\s*=\s*(?P<value>[^\s]*)\s*$")
+_DTMF_SIGNALS = frozenset("0123456789*#ABCD") | {"10", "11", "12", "13", "14", "15"}
+_TAG = re.compile(r";\s*tag\s*=", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Answer ``status`` with ``reason`` (``status`` 0: drop without a word)."""
+
+    status: int
+    reason: str
+
+
+TOO_LARGE = Verdict(513, "Message Too Large")
+NOT_UTF8 = Verdict(400, "Bad Request: not UTF-8")
+NO_HEADER_END = Verdict(400, "Bad Request: headers never end")
+BAD_LENGTH = Verdict(400, "Bad Request: Content-Length does not match the body")
+BAD_DTMF = Verdict(400, "Bad Request: dtmf-relay body")
+FORBIDDEN = Verdict(403, "Forbidden")
+
+
+def screen_request(
+    datagram: bytes, source_host: str, *, capacity: int, allowed: Callable[[str], bool]
+) -> Verdict | None:
+    """The verdict on one received request (see the module docstring), None to let it in."""
+    verdict = _judge(datagram, source_host, capacity, allowed)
+    if verdict is not None and datagram.startswith(b"ACK "):
+        return Verdict(DROP, verdict.reason)
+    return verdict
+
+
+def _judge(
+    datagram: bytes, source_host: str, capacity: int, allowed: Callable[[str], bool]
+) -> Verdict | None:
+    if len(datagram) >= capacity:
+        return TOO_LARGE
+    try:
+        text = datagram.decode("utf-8")
+    except UnicodeDecodeError:
+        return NOT_UTF8
+    head, body = _split(datagram)
+    if head is None:
+        return NO_HEADER_END
+    headers = _headers(head.decode("utf-8"))
+    if not _length_matches(headers.get("content-length", []), len(body)):
+        return BAD_LENGTH
+    method = text.split(" ", 1)[0]
+    kind = (headers.get("content-type") or [""])[0].split(";", 1)[0].strip().lower()
+    if method == "INFO" and kind == "application/dtmf-relay" and not dtmf_relay_ok(body):
+        return BAD_DTMF
+    to = (headers.get("to") or [""])[0]
+    if not _TAG.search(to) and not allowed(source_host):
+        return FORBIDDEN
+    return None
+
+
+def _split(datagram: bytes) -> tuple[bytes | None, bytes]:
+    """(header block, body) split at the first blank line; (None, b"") if there is none."""
+    for blank in (b"\r\n\r\n", b"\n\n"):
+        head, sep, body = datagram.partition(blank)
+        if sep:
+            return head, body
+    return None, b""
+
+
+def _headers(head: str) -> dict[str, list[str]]:
+    """Lower-case full header names → their values, folded lines joined (RFC 3261 §7.3.1)."""
+    found: dict[str, list[str]] = {}
+    last: list[str] | None = None
+    for line in head.replace("\r\n", "\n").split("\n")[1:]:
+        if line[:1] in (" ", "\t") and last:
+            last[-1] += " " + line.strip()
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            last = None
+            continue
+        key = name.strip().lower()
+        last = found.setdefault(_COMPACT.get(key, key), [])
+        last.append(value.strip())
+    return found
+
+
+def _length_matches(values: list[str], body_length: int) -> bool:
+    """No Content-Length (allowed over UDP: the body is the rest), or every one equal to it."""
+    return all(_number(value) and int(value) == body_length for value in values)
+
+
+def _number(value: str) -> bool:
+    return value.isascii() and value.isdigit()
+
+
+def dtmf_relay_ok(body: bytes) -> bool:
+    """An ``application/dtmf-relay`` body of one ``Signal`` (one key) and at most a
+    ``Duration`` (a number), nothing else, within ``MAX_DTMF_BODY_BYTES``."""
+    if len(body) > MAX_DTMF_BODY_BYTES:
+        return False
+    keys: dict[str, str] = {}
+    for line in body.decode("utf-8", "replace").replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            continue
+        match = _DTMF_LINE.match(line)
+        if match is None:
+            return False
+        key = match.group("key").lower()
+        if key in keys or key not in ("signal", "duration"):
+            return False
+        keys[key] = match.group("value")
+    signal, duration = keys.get("signal"), keys.get("duration", "0")
+    return signal is not None and signal.upper() in _DTMF_SIGNALS and _number(duration)
