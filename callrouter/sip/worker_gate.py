@@ -32,7 +32,7 @@ from typing import Any
 from callrouter.sip import protocol as p
 from callrouter.sip.worker_ipc import Outbox
 from callrouter.sip.worker_native import function
-from callrouter.sip.worker_screen import DROP, FORBIDDEN, Verdict, screen_request
+from callrouter.sip.worker_screen import DROP, FORBIDDEN, InviteBudget, Verdict, screen_request
 from callrouter.sip.worker_sipmsg import header, name_addr, request_uri_user
 
 _POINTER = ctypes.sizeof(ctypes.c_void_p)
@@ -57,6 +57,19 @@ _RxCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
 
 class _PjStr(ctypes.Structure):
     _fields_ = (("ptr", ctypes.c_char_p), ("slen", ctypes.c_ssize_t))
+
+
+class _HeaderHead(ctypes.Structure):
+    """The list head of a ``pjsip_hdr`` list (the PJSIP_DECL_HDR_MEMBER prefix)."""
+
+    _fields_ = (
+        ("prev", ctypes.c_void_p),
+        ("next", ctypes.c_void_p),
+        ("type", ctypes.c_int),
+        ("name", _PjStr),
+        ("sname", _PjStr),
+        ("vptr", ctypes.c_void_p),
+    )
 
 
 class _Module(ctypes.Structure):
@@ -106,6 +119,8 @@ class Gate:
         self._probe_from: tuple[str, int] = ("", 0)
         self._endpoint: int | None = None
         self._respond_stateless: Any = None
+        self._string_header: Any = None
+        self._budget = InviteBudget()
         self._callback = _RxCallback(self._on_rx_request)  # held: pjsip keeps a raw pointer
         self._name = b"mod-callrouter-gate"
         self._module = _Module()
@@ -126,7 +141,11 @@ class Gate:
             ctypes.c_int,
             [ctypes.c_void_p] * 2 + [ctypes.c_int] + [ctypes.c_void_p] * 3,
         )
-        if get_endpoint is None or register is None or self._respond_stateless is None:
+        self._string_header = function(
+            "pjsip_generic_string_hdr_create", ctypes.c_void_p, [ctypes.c_void_p] * 3
+        )
+        needed = (get_endpoint, register, self._respond_stateless, self._string_header)
+        if any(fn is None for fn in needed):
             return False
         self._endpoint = get_endpoint()
         if not self._endpoint:
@@ -172,7 +191,13 @@ class Gate:
             return False
         datagram = ctypes.string_at(rdata + _PACKET, length)
         source = _c_string(rdata + layout.source, _NAME_SIZE)
-        verdict = screen_request(datagram, source, capacity=layout.capacity, allowed=self._allowed)
+        verdict = screen_request(
+            datagram,
+            source,
+            capacity=layout.capacity,
+            allowed=self._allowed,
+            budget=lambda: self._budget.take(self._clock()),
+        )
         if verdict is None:
             return False
         if verdict.status != DROP:
@@ -183,9 +208,30 @@ class Gate:
     def _respond(self, rdata: int, verdict: Verdict) -> None:
         reason = verdict.reason.encode()
         text = _PjStr(reason, len(reason))
+        head = None
+        if verdict.retry_after is not None:
+            head = self._header_list(rdata, b"Retry-After", str(verdict.retry_after).encode())
         self._respond_stateless(
-            self._endpoint, rdata, verdict.status, ctypes.byref(text), None, None
+            self._endpoint,
+            rdata,
+            verdict.status,
+            ctypes.byref(text),
+            None if head is None else ctypes.byref(head),
+            None,
         )
+
+    def _header_list(self, rdata: int, name: bytes, value: bytes) -> _HeaderHead | None:
+        """A one-header list for a stateless response; the header lives in rdata's pool."""
+        pool = ctypes.c_void_p.from_address(rdata).value  # tp_info.pool, the first member
+        name_str, value_str = _PjStr(name, len(name)), _PjStr(value, len(value))
+        made = self._string_header(pool, ctypes.byref(name_str), ctypes.byref(value_str))
+        if not made:
+            return None
+        head = _HeaderHead()
+        head.prev = head.next = made
+        ctypes.c_void_p.from_address(made).value = ctypes.addressof(head)  # its prev
+        ctypes.c_void_p.from_address(made + _POINTER).value = ctypes.addressof(head)  # next
+        return head
 
     def _report(self, datagram: bytes, source: str, verdict: Verdict) -> None:
         """A refused call to the engine as ``Refused``; the rest logged once a minute."""

@@ -14,6 +14,10 @@ In order:
    (pjsua's own parser of that body aborts the whole process on a long one.)
 5. A request outside a dialog (no To tag) from a source outside the allow-list: 403, before
    pjsua allocates a call, media sockets or sends anything.
+6. More new INVITEs than ``InviteBudget`` allows (from anyone): 503 with Retry-After. pjsua
+   opens two media sockets for each INVITE it takes, and the select ioqueue keeps a closed
+   socket's handle for 500 ms more: ~30 INVITEs in that time used up its 64 handles and the
+   worker aborted, even when each call was refused at once (a scan of numbers).
 
 An ACK is never answered: a bad one is dropped (``Verdict.status`` 0). No pjsua2 import here.
 """
@@ -39,6 +43,7 @@ class Verdict:
 
     status: int
     reason: str
+    retry_after: int | None = None  # seconds, for a 503
 
 
 TOO_LARGE = Verdict(513, "Message Too Large")
@@ -47,13 +52,47 @@ NO_HEADER_END = Verdict(400, "Bad Request: headers never end")
 BAD_LENGTH = Verdict(400, "Bad Request: Content-Length does not match the body")
 BAD_DTMF = Verdict(400, "Bad Request: dtmf-relay body")
 FORBIDDEN = Verdict(403, "Forbidden")
+OVERLOADED = Verdict(503, "Service Unavailable: too many new calls", retry_after=5)
+
+
+class InviteBudget:
+    """At most ``burst`` new INVITEs at once, refilled at ``per_second`` (a token bucket).
+
+    Each INVITE pjsua takes holds two ioqueue handles until 500 ms after its call ends: a
+    burst of ~30 calls inside that time used up the 64 (measured). The default lets at most
+    ~16 calls into any 600 ms, and is still far above what a worker's 4 slots can take.
+    """
+
+    def __init__(self, per_second: float = 10.0, burst: float = 10.0) -> None:
+        self._rate = per_second
+        self._burst = burst
+        self._tokens = burst
+        self._at: float | None = None
+
+    def take(self, now: float) -> bool:
+        """Spend one INVITE's worth at ``now``; False if none is left."""
+        if self._at is not None:
+            self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
 
 def screen_request(
-    datagram: bytes, source_host: str, *, capacity: int, allowed: Callable[[str], bool]
+    datagram: bytes,
+    source_host: str,
+    *,
+    capacity: int,
+    allowed: Callable[[str], bool],
+    budget: Callable[[], bool] = lambda: True,
 ) -> Verdict | None:
-    """The verdict on one received request (see the module docstring), None to let it in."""
+    """The verdict on one received request (see the module docstring), None to let it in.
+    ``budget`` is asked only for a new INVITE that passed every other check."""
     verdict = _judge(datagram, source_host, capacity, allowed)
+    if verdict is None and datagram.startswith(b"INVITE ") and not _in_dialog(datagram):
+        return None if budget() else OVERLOADED
     if verdict is not None and datagram.startswith(b"ACK "):
         return Verdict(DROP, verdict.reason)
     return verdict
@@ -78,10 +117,18 @@ def _judge(
     kind = (headers.get("content-type") or [""])[0].split(";", 1)[0].strip().lower()
     if method == "INFO" and kind == "application/dtmf-relay" and not dtmf_relay_ok(body):
         return BAD_DTMF
-    to = (headers.get("to") or [""])[0]
-    if not _TAG.search(to) and not allowed(source_host):
+    if not _has_to_tag(headers) and not allowed(source_host):
         return FORBIDDEN
     return None
+
+
+def _has_to_tag(headers: dict[str, list[str]]) -> bool:
+    return bool(_TAG.search((headers.get("to") or [""])[0]))
+
+
+def _in_dialog(datagram: bytes) -> bool:
+    head, _ = _split(datagram)
+    return head is not None and _has_to_tag(_headers(head.decode("utf-8")))
 
 
 def _split(datagram: bytes) -> tuple[bytes | None, bytes]:

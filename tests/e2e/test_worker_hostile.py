@@ -26,7 +26,7 @@ from .conftest import E2E, member, needs_tools
 from .hostile_sip import Sender, Target, invite, marker, mutation
 from .raw_dialog import RawCall
 from .running_engine import RunningEngine
-from .tree import NUMBER, TreeSpec
+from .tree import NUMBER, UNKNOWN_NUMBER, TreeSpec
 
 pytestmark = [needs_tools, pytest.mark.sip, pytest.mark.timeout(120)]
 
@@ -148,10 +148,7 @@ class TestScanAtTheWorker:
 
     def test_scan_from_a_disallowed_source(self, e2e: E2E) -> None:
         engine = start(e2e)
-        port = engine.ports.sip
-        target = Target(edge_port=port, worker_port=port)
-        rng = random.Random(500)
-        answers = scan(engine, "127.0.0.2", [invite(marker(rng), ("127.0.0.2", 0), target)])
+        answers = scan(engine, "127.0.0.2", NUMBER)
         assert answers == Counter({403: SCAN}), answers
         events = engine.log_events()
         assert not [e for e in events if e.get("event") == "CallOffered"]
@@ -165,15 +162,38 @@ class TestScanAtTheWorker:
         legitimate_call_connects(e2e, engine)  # from 127.0.0.1: not the scanning source
         assert len(records.calls(engine.db)) == 1
 
+    def test_scan_of_numbers_from_an_allowed_source(self, e2e: E2E) -> None:
+        """The same scan from inside trunk_allow, for a number nobody serves: pjsua would take
+        each (two media sockets held 500 ms past each call's end: the worker aborted after
+        ~30); the gate lets 10 a second in and answers the rest 503 with Retry-After."""
+        engine = start(e2e, trunk_allow=("127.0.0.0/8",))
+        answers = scan(engine, "127.0.0.2", UNKNOWN_NUMBER)
+        assert sum(answers.values()) == SCAN, answers  # every INVITE got a final answer
+        assert set(answers) <= {404, 486, 503}, answers  # 486: pjsua's own, slots full
+        assert answers[503] >= SCAN // 2, answers  # most were over the budget
+        assert answers[404] >= 10, answers  # the budget's worth got to the engine
+        wait_for_slots(engine)
+        worker_alive(engine)
+        legitimate_call_connects(e2e, engine)
 
-def scan(engine: RunningEngine, host: str, templates: list[bytes]) -> Counter[int]:
-    """SCAN INVITEs at SCAN_RATE from ``host`` (each its own Call-ID and branch), reading the
-    answers as they come so none is lost to a full socket buffer; every status counted."""
+
+def wait_for_slots(engine: RunningEngine, limit: float = 10.0) -> None:
+    """Until the worker reports every slot free (pjsua frees a refused call's slot late)."""
+    deadline = time.monotonic() + limit
+    while engine.health()["worker_slots_free"] != 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def scan(engine: RunningEngine, host: str, number: str) -> Counter[int]:
+    """SCAN INVITEs for ``number`` at SCAN_RATE from ``host``, each its own call, reading the
+    answers as they come (none lost to a full socket buffer): the first final status of each
+    call, counted. A 503 without Retry-After counts as 0."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((host, 0))
     sock.setblocking(False)
-    local_port = sock.getsockname()[1]
-    answers: Counter[int] = Counter()
+    local = (host, int(sock.getsockname()[1]))
+    target = Target(edge_port=engine.ports.sip, worker_port=engine.ports.sip)
+    first: dict[bytes, int] = {}
 
     def read() -> None:
         while True:
@@ -181,24 +201,24 @@ def scan(engine: RunningEngine, host: str, templates: list[bytes]) -> Counter[in
                 reply = sock.recv(65535)
             except BlockingIOError:
                 return
-            answers[int(reply.split(b" ", 2)[1])] += 1
+            status = int(reply.split(b" ", 2)[1])
+            call_id = reply.split(b"Call-ID: ", 1)[1].split(b"\r\n", 1)[0]
+            if status >= 200 and call_id not in first:
+                retry = b"\r\nRetry-After: " in reply
+                first[call_id] = 0 if status == 503 and not retry else status
 
+    rng = random.Random(SCAN)
     try:
         start_at = time.monotonic()
         for i in range(SCAN):
             time.sleep(max(0.0, start_at + i / SCAN_RATE - time.monotonic()))
-            template = templates[i % len(templates)]
-            datagram = template.replace(b"127.0.0.2:0", f"{host}:{local_port}".encode())
-            sock.sendto(datagram.replace(b"hostile", f"scan{i:04d}x".encode()), engine_at(engine))
+            datagram = invite(marker(rng), local, target, number=number)
+            sock.sendto(datagram, ("127.0.0.1", engine.ports.sip))
             read()
         deadline = time.monotonic() + 5.0
-        while sum(answers.values()) < SCAN and time.monotonic() < deadline:
+        while len(first) < SCAN and time.monotonic() < deadline:
             time.sleep(0.02)
             read()
     finally:
         sock.close()
-    return answers
-
-
-def engine_at(engine: RunningEngine) -> tuple[str, int]:
-    return ("127.0.0.1", engine.ports.sip)
+    return Counter(first.values())

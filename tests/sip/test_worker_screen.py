@@ -120,6 +120,38 @@ class TestScreen:
         assert judge(request("ACK", to_tag=True)) is None
 
 
+class TestInviteBudget:
+    """New INVITEs past the budget get 503 with Retry-After; nothing else spends it."""
+
+    def test_a_burst_then_the_rate(self) -> None:
+        budget = s.InviteBudget(per_second=10, burst=10)
+        assert [budget.take(0.0) for _ in range(11)] == [True] * 10 + [False]
+        assert budget.take(0.05) is False  # half a token back
+        assert budget.take(0.1) is True
+        assert budget.take(100.0) is True  # refilled, but never past the burst
+        assert sum(budget.take(100.0) for _ in range(20)) == 9
+
+    def test_only_a_new_invite_that_passed_asks_the_budget(self) -> None:
+        asked: list[bytes] = []
+
+        def empty(datagram: bytes) -> s.Verdict | None:
+            def no() -> bool:
+                asked.append(datagram)
+                return False
+
+            return s.screen_request(
+                datagram, "192.0.2.1", capacity=CAPACITY, allowed=lambda _: True, budget=no
+            )
+
+        new = request()
+        assert empty(new) == s.OVERLOADED
+        assert s.OVERLOADED.retry_after is not None
+        assert empty(request(to_tag=True)) is None  # a re-INVITE in a call
+        assert empty(request("OPTIONS", body=b"")) is None
+        assert empty(request(length="0")) == s.BAD_LENGTH  # refused for what it is
+        assert asked == [new]
+
+
 class TestEventsFromBytesThatAreNotUtf8:
     """pjsua2 hands such bytes over as lone surrogates: the event still goes out, readable."""
 
