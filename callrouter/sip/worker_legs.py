@@ -223,25 +223,23 @@ class LegTable:
     # ------------------------------------------------------------------ pjsua2 callbacks
 
     def on_incoming(self, prm: Any) -> None:
-        """A new INVITE: 403 at once from a source outside the allow-list (the gate refuses
-        those before pjsua; this is the fallback where the gate is off), else 180 and
-        ``Incoming``. Whatever goes wrong once the call is ours ends it with 500, so a bad
-        message never holds a slot."""
+        """180 and ``Incoming`` (403 outside the allow-list where the gate is off); anything
+        failing once the call is ours ends it with 500, so no bad message holds a slot."""
         leg_id = f"{self.config.worker_id}-in-{next(self._inbound_numbers)}"
         call = LegCall(self.stack.account, self, leg_id, prm.callId)
-        leg = Leg(leg_id=leg_id, call=call, inbound=True)
-        self.legs[leg_id] = leg
+        self.legs[leg_id] = leg = Leg(leg_id=leg_id, call=call, inbound=True)
         try:
             self._offer(leg, str(prm.rdata.wholeMsg), str(prm.rdata.srcAddress))
         except Exception:
-            self._end_at_once(leg, 500)
+            with contextlib.suppress(pj.Error):  # already on its way out
+                self._hangup(leg, 500)  # unanswered inbound: that status, quietly
             raise
 
     def _offer(self, leg: Leg, message: str, source: str) -> None:
         source_host, source_port = split_host_port(source)
         display, user = name_addr(header(message, "From") or "")
         if not self.config.allows(source_host):
-            self._end_at_once(leg, 403)
+            self._hangup(leg, 403)
             self.emit(p.Refused(403, user, request_uri_user(message), source_host))
             return
         ringing = pj.CallOpParam()
@@ -259,14 +257,6 @@ class LegTable:
             )
         )
         self.emit(p.Slots(free=self.free))
-
-    def _end_at_once(self, leg: Leg, status: int) -> None:
-        """Refuse an inbound leg nobody was told of: pjsua reports it closed, we stay quiet."""
-        leg.ended_by_us = True
-        op = pj.CallOpParam()
-        op.statusCode = status
-        with contextlib.suppress(pj.Error):  # already on its way out
-            leg.call.hangup(op)
 
     def on_refused(self, prm: Any) -> None:
         message = str(prm.rdata.wholeMsg) if prm.rdata is not None else ""
