@@ -51,6 +51,7 @@ _SCAN_LIMIT = 16384 + 512  # receive buffers up to 16 KB; a bigger build leaves 
 _PRIORITY = 8  # pjsip calls modules lowest first: before the transaction layer (16)
 _NOTE_SECONDS = 60.0  # each (reason, source) is logged once a minute
 _NOTE_KEYS = 256
+_UNSPECIFIED = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # a socket bound to every address
 
 _RxCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
 
@@ -160,6 +161,7 @@ class Gate:
     def calibrate(self, host: str, port: int, poll: Callable[[], None], limit: float) -> bool:
         """Send the probe to our own SIP port and poll until the gate has measured it."""
         token = secrets.token_hex(12)
+        host = _UNSPECIFIED.get(host, host)  # bound to every address: probe over loopback
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
             sock.bind((host, 0))
