@@ -123,13 +123,13 @@ class TestScreen:
 class TestInviteBudget:
     """New INVITEs past the budget get 503 with Retry-After; nothing else spends it."""
 
-    def test_a_burst_then_the_rate(self) -> None:
-        budget = s.InviteBudget(per_second=10, burst=10)
-        assert [budget.take(0.0) for _ in range(11)] == [True] * 10 + [False]
-        assert budget.take(0.05) is False  # half a token back
-        assert budget.take(0.1) is True
-        assert budget.take(100.0) is True  # refilled, but never past the burst
-        assert sum(budget.take(100.0) for _ in range(20)) == 9
+    def test_at_most_so_many_in_any_window(self) -> None:
+        budget = s.InviteBudget(most=3, window=0.6)
+        assert [budget.take(0.0), budget.take(0.1), budget.take(0.2)] == [True] * 3
+        assert budget.take(0.5) is False  # three in the last 0.6 s
+        assert budget.take(0.6) is True  # the first has left the window
+        assert budget.take(0.65) is False
+        assert [budget.take(2.0) for _ in range(4)] == [True, True, True, False]
 
     def test_only_a_new_invite_that_passed_asks_the_budget(self) -> None:
         asked: list[bytes] = []
