@@ -91,8 +91,8 @@ def screen_request(
 ) -> Verdict | None:
     """The verdict on one received request (see the module docstring), None to let it in.
     ``budget`` is asked only for a new INVITE that passed every other check."""
-    verdict = _judge(datagram, source_host, capacity, allowed)
-    if verdict is None and datagram.startswith(b"INVITE ") and not _in_dialog(datagram):
+    verdict, new_invite = _judge(datagram, source_host, capacity, allowed)
+    if verdict is None and new_invite:
         return None if budget() else OVERLOADED
     if verdict is not None and datagram.startswith(b"ACK "):
         return Verdict(DROP, verdict.reason)
@@ -101,44 +101,40 @@ def screen_request(
 
 def _judge(
     datagram: bytes, source_host: str, capacity: int, allowed: Callable[[str], bool]
-) -> Verdict | None:
+) -> tuple[Verdict | None, bool]:
+    """The verdict of checks 1-5, and whether the request is an INVITE outside a dialog."""
     if len(datagram) >= capacity:
-        return TOO_LARGE
+        return TOO_LARGE, False
     try:
         text = datagram.decode("utf-8")
     except UnicodeDecodeError:
-        return NOT_UTF8
+        return NOT_UTF8, False
     head, body = _split(datagram)
     if head is None:
-        return NO_HEADER_END
+        return NO_HEADER_END, False
     headers = _headers(head.decode("utf-8"))
     if not _length_matches(headers.get("content-length", []), len(body)):
-        return BAD_LENGTH
+        return BAD_LENGTH, False
     method = text.split(" ", 1)[0]
     kind = (headers.get("content-type") or [""])[0].split(";", 1)[0].strip().lower()
     if method == "INFO" and kind == "application/dtmf-relay" and not dtmf_relay_ok(body):
-        return BAD_DTMF
-    if not _has_to_tag(headers) and not allowed(source_host):
-        return FORBIDDEN
-    return None
-
-
-def _has_to_tag(headers: dict[str, list[str]]) -> bool:
-    return bool(_TAG.search((headers.get("to") or [""])[0]))
-
-
-def _in_dialog(datagram: bytes) -> bool:
-    head, _ = _split(datagram)
-    return head is not None and _has_to_tag(_headers(head.decode("utf-8")))
+        return BAD_DTMF, False
+    in_dialog = bool(_TAG.search((headers.get("to") or [""])[0]))
+    if not in_dialog and not allowed(source_host):
+        return FORBIDDEN, False
+    return None, method == "INVITE" and not in_dialog
 
 
 def _split(datagram: bytes) -> tuple[bytes | None, bytes]:
-    """(header block, body) split at the first blank line; (None, b"") if there is none."""
-    for blank in (b"\r\n\r\n", b"\n\n"):
-        head, sep, body = datagram.partition(blank)
-        if sep:
-            return head, body
-    return None, b""
+    """(header block, body) split at the first blank line (CRLF or bare LF, as pjsip reads
+    either); (None, b"") if there is none."""
+    found = [
+        (at, len(blank)) for blank in (b"\r\n\r\n", b"\n\n") if (at := datagram.find(blank)) >= 0
+    ]
+    if not found:
+        return None, b""
+    at, size = min(found)
+    return datagram[:at], datagram[at + size :]
 
 
 def _headers(head: str) -> dict[str, list[str]]:

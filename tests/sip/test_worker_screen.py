@@ -82,6 +82,13 @@ class TestScreen:
         datagram = request().replace(f"Content-Length: {len(BODY)}\r\n".encode(), b"")
         assert judge(datagram) is None
 
+    def test_bare_line_feeds_end_the_headers_too(self) -> None:
+        lf_only = request(body=b"v=0\n").replace(b"\r\n", b"\n")
+        assert judge(lf_only) is None
+        body = b"a=x\n\nb=y\n"  # a blank line inside the body is the body's business
+        assert judge(request(body=body)) is None
+        assert judge(request(body=body, length=str(len(body) - 5))) == s.BAD_LENGTH
+
     def test_headers_that_never_end(self) -> None:
         assert judge(request().split(b"\r\n\r\n", 1)[0]) == s.NO_HEADER_END
 
