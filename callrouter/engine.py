@@ -204,7 +204,10 @@ class Engine:
             case p.Log(level=level, message=message):
                 log_pjsip(level, message)
             case p.Refused(status=status, source_host=source):
-                self._refusals.refused(WORKER_BUSY, status, source, event.from_user, event.to_user)
+                # 403: the worker's gate refused a source outside trunk_allow before pjsua
+                forbidden = status == Admission.FORBIDDEN.status
+                reason = Admission.FORBIDDEN.name.lower() if forbidden else WORKER_BUSY
+                self._refusals.refused(reason, status, source, event.from_user, event.to_user)
             case p.Recorded():
                 if self._recordings is not None:
                     self._recordings.finished(event)

@@ -119,6 +119,7 @@ def plan_workers(config: Config, *, first_port: int | None = None) -> list[Worke
             media_timeout=sip.media_timeout_seconds,
             sip_trace=config.logging.sip_message_dumps,
             log_level=4 if config.logging.sip_message_dumps else 2,
+            allow=worker_allow(config),
         )
         for i, (port, (low, high)) in enumerate(zip(ports, slices, strict=True))
     ]
@@ -136,6 +137,15 @@ def worker_port(config: Config, override: int | None) -> int:
 def edge_port(config: Config, override: int | None) -> int:
     """The edge's public SIP port given ``--sip-port``."""
     return override or config.edge.listen_port
+
+
+def worker_allow(config: Config) -> tuple[str, ...]:
+    """The networks a worker lets start calls (its gate answers others 403 before pjsua sees
+    them): ``trunk_allow``, and behind an edge the edge's worker-side address too."""
+    networks = tuple(str(network) for network in config.sip.trunk_allow)
+    if config.edge.enabled:
+        networks += (config.edge.worker_host,)
+    return networks
 
 
 def engine_trunk_check(config: Config) -> Callable[[str], bool]:

@@ -37,6 +37,11 @@ _DRAIN_MAX_SECONDS = 1.5  # how long hangups get to complete at shutdown
 # pjsua reports a cancelled leg closed at once, but its 487 still needs our ACK: keep polling
 # a little after the last leg is gone so the transactions can finish.
 _DRAIN_MIN_SECONDS = 0.3
+_GATE_CALIBRATION_SECONDS = 2.0
+_GATE_OFF = (
+    "the request gate could not be installed on this pjsua2 build: hostile SIP reaching this "
+    "worker directly (not through the edge) is screened only by pjsua itself"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +65,7 @@ def _serve(config: WorkerConfig, outbox: Outbox) -> int:
     import pjsua2 as pj  # noqa: PLC0415 - imported only after fd 1 is safe
 
     from callrouter.sip.worker_endpoint import start_stack  # noqa: PLC0415
+    from callrouter.sip.worker_gate import Gate  # noqa: PLC0415
     from callrouter.sip.worker_legs import LegTable  # noqa: PLC0415
 
     waker = Waker(config.listen_host, config.listen_port)
@@ -69,6 +75,17 @@ def _serve(config: WorkerConfig, outbox: Outbox) -> int:
     except pj.Error as exc:
         outbox.send(p.Log(level=1, message=f"worker start failed: {exc.info()}"))
         return 2
+    gate = Gate(outbox, config.allows)  # held until exit: pjsip keeps pointers into it
+    if not (
+        gate.install()
+        and gate.calibrate(
+            config.listen_host,
+            config.listen_port,
+            lambda: stack.endpoint.libHandleEvents(_POLL_MS),
+            _GATE_CALIBRATION_SECONDS,
+        )
+    ):
+        outbox.send(p.Log(level=1, message=_GATE_OFF))
     table = LegTable(config, stack, inbox, outbox, time.monotonic)
     outbox.send(
         p.Ready(

@@ -229,18 +229,31 @@ class LegTable:
     # ------------------------------------------------------------------ pjsua2 callbacks
 
     def on_incoming(self, prm: Any) -> None:
+        """180 and ``Incoming`` (403 outside the allow-list where the gate is off); anything
+        failing once the call is ours ends it with 500, so no bad message holds a slot."""
         leg_id = f"{self.config.worker_id}-in-{next(self._inbound_numbers)}"
         call = LegCall(self.stack.account, self, leg_id, prm.callId)
-        self.legs[leg_id] = Leg(leg_id=leg_id, call=call, inbound=True)
-        message = str(prm.rdata.wholeMsg)
-        source_host, source_port = split_host_port(str(prm.rdata.srcAddress))
+        self.legs[leg_id] = leg = Leg(leg_id=leg_id, call=call, inbound=True)
+        try:
+            self._offer(leg, str(prm.rdata.wholeMsg), str(prm.rdata.srcAddress))
+        except Exception:
+            with contextlib.suppress(pj.Error):  # already on its way out
+                self._hangup(leg, 500)  # unanswered inbound: that status, quietly
+            raise
+
+    def _offer(self, leg: Leg, message: str, source: str) -> None:
+        source_host, source_port = split_host_port(source)
         display, user = name_addr(header(message, "From") or "")
+        if not self.config.allows(source_host):
+            self._hangup(leg, 403)
+            self.emit(p.Refused(403, user, request_uri_user(message), source_host))
+            return
         ringing = pj.CallOpParam()
         ringing.statusCode = 180
-        call.answer(ringing)
+        leg.call.answer(ringing)
         self.emit(
             p.Incoming(
-                leg=leg_id,
+                leg=leg.leg_id,
                 from_user=user,
                 from_display=display,
                 to_user=request_uri_user(message),

@@ -79,6 +79,9 @@ class TestPlan:
         allowed = worker_plan.engine_trunk_check(cfg)
         assert allowed("127.0.0.1")  # the edge
         assert not allowed("198.51.100.7")
+        for worker in planned:  # the workers' gates let the same sources start calls
+            assert worker.allows("127.0.0.1")
+            assert not worker.allows("198.51.100.7")
 
     def test_a_planned_worker_survives_its_command_line(self) -> None:
         cfg = config(
@@ -93,6 +96,10 @@ class TestPlan:
         allowed = worker_plan.engine_trunk_check(cfg)
         assert allowed("10.1.2.3")
         assert not allowed("127.0.0.1")
+        (worker,) = worker_plan.plan_workers(cfg)
+        assert worker.allow == ("10.0.0.0/8",)
+        assert worker.allows("10.1.2.3")
+        assert not worker.allows("127.0.0.1")
 
 
 class TestClashes:
