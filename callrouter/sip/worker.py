@@ -2,7 +2,7 @@
 
     python -m callrouter.sip.worker --listen 127.0.0.1:5070 --public 127.0.0.1 \\
         --rtp-port-min 20000 --rtp-port-max 20099 [--media-timeout 30] [--log-level 1] \\
-        [--worker-id w0] [--sip-trace]
+        [--worker-id w0] [--sip-trace] [--poll-ms 100]
 
 Commands arrive on stdin and events leave on the *original* stdout, one JSON object per line
 (``callrouter.sip.protocol``). fd 1 is pointed at stderr before pjsua2 starts, so its banner and
@@ -27,10 +27,12 @@ from callrouter.sip import protocol as p
 from callrouter.sip.worker_config import WorkerConfig, parse_argv
 from callrouter.sip.worker_ipc import Inbox, Outbox, PipeClosed, Waker, start_reader
 
-# Commands wake the loop at once, but RFC 4733 digits are decoded on pjmedia's thread and their
-# callback waits, with mainThreadOnly, until libHandleEvents returns: the poll bounds that wait
-# (100 ms gave a 100 ms p99 from key to consultant INVITE; 10 ms gives ~13 ms at ~1% idle CPU).
-_POLL_MS = 10
+# How long the pj thread waits when nothing happens is ``WorkerConfig.poll_ms`` (100 ms by
+# default): nothing latency-sensitive waits for that timeout. Commands wake the poll (a datagram
+# to our SIP port, ``Waker``), SIP and RTP arrive on the sockets it polls (RFC 4733 digits are
+# decoded inside the poll: no media thread, see worker_endpoint), pjsip's timers bound the wait,
+# and a player's end is posted to the inbox from pjmedia's clock thread, which wakes it too.
+# At 10 ms an idle worker cost ~0.7% of a core; see benchmarks/idle_worker.py.
 _TICK_SECONDS = 1.0
 _GC_EVERY_TICKS = 10
 _DRAIN_MAX_SECONDS = 1.5  # how long hangups get to complete at shutdown
@@ -88,12 +90,16 @@ def _serve(config: WorkerConfig, outbox: Outbox) -> int:
     # then closes this worker itself, so the worker must not leave first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     start_reader(0, inbox, outbox)
+    # What start-up made lives for the whole process: keep it out of every later collection
+    # (a full one over it took ~9 ms; a collection now sees only objects calls made).
+    gc.collect()
+    gc.freeze()
 
     ticks = 0
     next_tick = time.monotonic() + _TICK_SECONDS
     running = True
     while running:
-        stack.endpoint.libHandleEvents(_POLL_MS)
+        stack.endpoint.libHandleEvents(config.poll_ms)
         for item in inbox.drain():
             if isinstance(item, p.Shutdown | PipeClosed):
                 running = False

@@ -27,6 +27,7 @@ class WorkerConfig:
     user: str = "callrouter"  # user part of our own SIP URI
     media_host: str | None = None  # address RTP binds; None = listen_host
     media_public_host: str | None = None  # address written into SDP; None = public_host
+    poll_ms: int = 100  # longest idle wait of the pj thread; work that arrives wakes it at once
 
     def __post_init__(self) -> None:
         if not 0 < self.listen_port < 65536:
@@ -35,6 +36,8 @@ class WorkerConfig:
             raise ValueError(f"bad RTP port range {self.rtp_port_min}-{self.rtp_port_max}")
         if self.media_timeout < 0:
             raise ValueError("media_timeout must be >= 0")
+        if not 1 <= self.poll_ms <= 600_000:
+            raise ValueError(f"poll_ms {self.poll_ms} out of range 1-600000")
 
     def argv(self) -> list[str]:
         """Arguments for ``python -m callrouter.sip.worker``."""
@@ -57,6 +60,8 @@ class WorkerConfig:
             str(self.max_calls),
             "--user",
             self.user,
+            "--poll-ms",
+            str(self.poll_ms),
         ]
         if self.sip_trace:
             args.append("--sip-trace")
@@ -98,6 +103,7 @@ def parse_argv(argv: list[str] | None = None) -> WorkerConfig:
     parser.add_argument("--sip-trace", action="store_true")
     parser.add_argument("--max-calls", type=int, default=1000)
     parser.add_argument("--user", default="callrouter")
+    parser.add_argument("--poll-ms", type=int, default=100, help="longest idle poll of pjsua")
     parser.add_argument("--media", metavar="HOST", help="address RTP binds (default: --listen's)")
     parser.add_argument("--media-public", metavar="HOST", help="address in SDP (default --public)")
     ns = parser.parse_args(argv)
@@ -119,6 +125,7 @@ def parse_argv(argv: list[str] | None = None) -> WorkerConfig:
             user=ns.user,
             media_host=ns.media,
             media_public_host=ns.media_public,
+            poll_ms=ns.poll_ms,
         )
     except ValueError as exc:
         parser.error(str(exc))
