@@ -49,8 +49,15 @@ from callrouter.settings.loader import Settings, load_settings
 from callrouter.sinks import Fanout, SealNhsNumbers, Store
 from callrouter.sip import protocol as p
 from callrouter.sip.pool import WorkerPool
+from callrouter.sip.pool_growth import PoolGrowth, start_growth
 from callrouter.wiring import build_env, declare_areas, publish_gauges
-from callrouter.worker_plan import edge_port, engine_trunk_check, plan_workers, worker_port
+from callrouter.worker_plan import (
+    edge_port,
+    engine_trunk_check,
+    plan_workers,
+    worker_count,
+    worker_port,
+)
 
 __all__ = ["RunOptions", "build_env", "reload_settings", "run"]
 
@@ -118,7 +125,8 @@ async def _run_with_store(
     log.info("prompts_ready", count=made)
 
     workers = plan_workers(cfg, first_port=worker_port(cfg, options.sip_port))
-    pool = WorkerPool(workers, observer=metrics)
+    pool = WorkerPool(workers, observer=metrics, initial=worker_count(cfg.sip))
+    growth: PoolGrowth | None = None
     trail = AuditTrail(store)  # availability, live overrides and reloads, append-only
     cover = await LiveCover.load(settings, trail, store)  # live overrides in force, from SQLite
     bus = None
@@ -132,6 +140,7 @@ async def _run_with_store(
             log.info("sip_listening", host=ready.sip_host, port=ready.sip_port, slots=ready.slots)
         metrics.set_worker_slots_free(pool.free_slots)  # over every worker
         edge = await start_edge(cfg, workers, readies, edge_port(cfg, options.sip_port))
+        growth = start_growth(pool, idle_seconds=cfg.sip.spare_idle_seconds, edge=edge)
 
         bus = _bus(cfg, metrics, trail, cover)
         if bus is not None:
@@ -184,6 +193,7 @@ async def _run_with_store(
             [
                 ("mqtt", lambda: cancel_task(bus_task)),
                 ("audit", trail.drain),
+                ("pool_growth", lambda: growth.aclose() if growth else cancel_task(None)),
                 ("edge", lambda: edge.aclose() if edge else cancel_task(None)),
                 ("sip_workers", pool.aclose),
                 ("recordings", lambda: _close_archive(archive, sweeper)),

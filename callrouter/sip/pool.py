@@ -16,6 +16,11 @@ answered) or ``HungUp`` (answered) and ``LegClosed`` for each, and starts a fres
 same ports, renamed ``<name>.<n>`` so no leg id is ever reused. Starting waits at most
 ``start_timeout``; nothing here waits without a bound. An optional ``WorkerObserver`` (the
 metrics) hears of each death and each successful restart, by worker name.
+
+Only the first ``initial`` workers start with the pool; the others are standing by, on their own
+ports, until ``grow`` starts one. ``retire`` stops a started one that holds no leg (it is not a
+death: no events, no restart). When to do either is ``pool_growth``'s business; ``on_change``
+tells it that the slots moved.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -46,6 +51,19 @@ class WorkerObserver(Protocol):
     def worker_restarted(self, worker: str) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerView:
+    """One worker from outside: ``started`` (wanted running), ``ready`` (serving now)."""
+
+    name: str
+    port: int
+    started: bool
+    ready: bool
+    retiring: bool
+    slots: int
+    legs: int
+
+
 class WorkerStartError(RuntimeError):
     """A worker did not report Ready in time, or exited first."""
 
@@ -61,6 +79,8 @@ class _Worker:
     reader: asyncio.Task[None] | None = None
     ready_future: asyncio.Future[p.Ready] | None = None
     last_logs: list[str] = field(default_factory=list)
+    started: bool = False  # wanted running: false while standing by or once retired
+    retiring: bool = False  # being stopped by ``retire``: gets no Dial
 
     @property
     def worker_id(self) -> str:
@@ -68,7 +88,9 @@ class _Worker:
 
     @property
     def free(self) -> int:
-        return 0 if self.ready is None else max(self.ready.slots - len(self.legs), 0)
+        if self.ready is None or self.retiring:
+            return 0
+        return max(self.ready.slots - len(self.legs), 0)
 
 
 class WorkerPool:
@@ -83,6 +105,7 @@ class WorkerPool:
         python: str = sys.executable,
         stderr: int | IO[Any] | None = None,
         observer: WorkerObserver | None = None,
+        initial: int | None = None,
     ) -> None:
         names = [c.worker_id for c in configs]
         if not configs or len(set(names)) != len(names):
@@ -96,13 +119,21 @@ class WorkerPool:
         self._events: asyncio.Queue[p.Event | None] = asyncio.Queue()
         self._closing = False
         self._restarts: set[asyncio.Task[None]] = set()
+        self._initial = len(configs) if initial is None else initial
+        if not 1 <= self._initial <= len(configs):
+            raise ValueError(f"initial must be 1-{len(configs)}, got {initial}")
+        self.on_change: Callable[[], None] | None = None  # slots or workers changed
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> list[p.Ready]:
-        """Start every worker and wait for its Ready (``WorkerStartError`` after the timeout)."""
+        """Start the first ``initial`` workers and wait for each one's Ready
+        (``WorkerStartError`` after the timeout)."""
+        first = list(self._workers.values())[: self._initial]
+        for worker in first:
+            worker.started = True
         try:
-            return list(await asyncio.gather(*(self._spawn(w) for w in self._workers.values())))
+            return list(await asyncio.gather(*(self._spawn(w) for w in first)))
         except BaseException:
             await self.aclose()
             raise
@@ -126,6 +157,54 @@ class WorkerPool:
         await asyncio.gather(*self._restarts, return_exceptions=True)
         await asyncio.gather(*(self._stop(w, timeout) for w in self._workers.values()))
         self._events.put_nowait(None)
+
+    async def grow(self, name: str) -> p.Ready:
+        """Start standing-by worker ``name`` and wait for its Ready (``WorkerStartError``)."""
+        worker = self._workers[name]
+        if worker.started or self._closing:
+            raise ValueError(f"worker {name} is running already (or the pool is closing)")
+        worker.started, worker.retiring = True, False
+        worker.generation += 1  # fresh leg ids: a leg of an earlier run is never reused
+        try:
+            return await self._spawn(worker)
+        except WorkerStartError:
+            worker.started = False
+            raise
+        finally:
+            self._changed()
+
+    def begin_retire(self, name: str) -> bool:
+        """Take a running worker with no legs out of the dialling (step one of ``retire``)."""
+        worker = self._workers[name]
+        if not worker.started or worker.ready is None or worker.legs:
+            return False
+        worker.retiring = True
+        self._changed()
+        return True
+
+    def cancel_retire(self, name: str) -> None:
+        """Back into service (a call reached it while it was retiring)."""
+        self._workers[name].retiring = False
+        self._changed()
+
+    async def retire(self, name: str, timeout: float = 5.0) -> bool:
+        """Stop worker ``name`` if it is retiring and still holds no leg; True if stopped.
+        It then stands by again (``grow`` starts it anew)."""
+        worker = self._workers[name]
+        if not worker.retiring or worker.legs or worker.ready is None:
+            worker.retiring = False
+            self._changed()
+            return False
+        worker.started = False  # its exit is not a death
+        worker.ready = None
+        await self._stop(worker, timeout)
+        worker.process, worker.retiring = None, False
+        self._changed()
+        return True
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     async def _stop(self, worker: _Worker, timeout: float) -> None:
         proc = worker.process
@@ -210,6 +289,7 @@ class WorkerPool:
             name = self.worker_of(near)
             candidates = [self._workers[name]] if name is not None else []
         else:
+            # most free slots first; the lowest index among equals, so spares stay idle
             candidates = sorted(self._workers.values(), key=lambda w: -w.free)
         target = next((w for w in candidates if w.free > 0), None)
         if target is None:
@@ -218,6 +298,7 @@ class WorkerPool:
             return
         target.legs[command.leg] = False
         self._write(target, command)
+        self._changed()
 
     def _write(self, worker: _Worker, command: p.Command) -> None:
         proc = worker.process
@@ -243,6 +324,26 @@ class WorkerPool:
     def slots(self, name: str) -> int:
         """Free slots of one worker."""
         return self._workers[name].free
+
+    @property
+    def initial(self) -> int:
+        """How many workers start with the pool (the rest stand by)."""
+        return self._initial
+
+    def workers(self) -> list[WorkerView]:
+        """Each configured worker as the growth policy sees it, in configured order."""
+        return [
+            WorkerView(
+                name=w.name,
+                port=w.config.listen_port,
+                started=w.started,
+                ready=w.ready is not None,
+                retiring=w.retiring,
+                slots=w.ready.slots if w.ready is not None else 0,
+                legs=len(w.legs),
+            )
+            for w in self._workers.values()
+        ]
 
     def pid(self, name: str) -> int | None:
         """The current process id of worker ``name`` (for tests and operators)."""
@@ -297,7 +398,7 @@ class WorkerPool:
             )
             worker.ready_future.exception()  # mark retrieved: _spawn may have timed out first
             return
-        if not self._closing:
+        if not self._closing and worker.started:
             self._report_death(worker, code)
             if self._restart:
                 task = asyncio.create_task(self._restart_worker(worker))
@@ -310,12 +411,15 @@ class WorkerPool:
                 worker.ready = event
                 if worker.ready_future is not None and not worker.ready_future.done():
                     worker.ready_future.set_result(event)
+                self._changed()
             case p.Incoming(leg=leg):
                 worker.legs[leg] = False
+                self._changed()
             case p.Answered(leg=leg) if leg in worker.legs:
                 worker.legs[leg] = True
             case p.LegClosed(leg=leg):
                 worker.legs.pop(leg, None)
+                self._changed()
             case p.Log(level=level, message=message) if level <= 2:
                 worker.last_logs = [*worker.last_logs[-9:], message]
             case _:
@@ -334,10 +438,13 @@ class WorkerPool:
             else:
                 self._emit(p.Failed(leg=leg, status=_LOST_STATUS, reason="worker died"))
             self._emit(p.LegClosed(leg=leg))
+        self._changed()
 
     async def _restart_worker(self, worker: _Worker) -> None:
         for attempt in range(1_000_000):
             await asyncio.sleep(_RESTART_DELAYS[min(attempt, len(_RESTART_DELAYS) - 1)])
+            if not worker.started:
+                return  # retired meanwhile
             worker.generation += 1
             try:
                 await self._spawn(worker)
