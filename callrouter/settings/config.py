@@ -98,13 +98,17 @@ class SipConfig(Frozen):
         if self.rtp_port_min <= self.listen_port <= self.rtp_port_max:
             raise FieldError("falls inside the RTP port range", "listen_port")
         count = worker_plan.worker_count(self)
-        field = "workers"
+        self._check_plan(count, "workers")
         if self.max_workers is not None:
-            field = "max_workers"
-            if worker_plan.max_worker_count(self) < count:
-                msg = f"is below workers ({count}): it is the most workers, the first included"
-                raise FieldError(msg, field)
-            count = worker_plan.max_worker_count(self)
+            most = worker_plan.max_worker_count(self)
+            if most < count:
+                msg = f"is below workers ({count}): it counts every worker, the first included"
+                raise FieldError(msg, "max_workers")
+            self._check_plan(most, "max_workers")
+        return self
+
+    def _check_plan(self, count: int, field: str) -> None:
+        """``count`` workers' SIP ports and RTP slices fit (else a FieldError at ``field``)."""
         try:
             ports = worker_plan.sip_ports(self.listen_port, count)
         except ValueError as error:
@@ -116,7 +120,6 @@ class SipConfig(Frozen):
             worker_plan.rtp_slices(self.rtp_port_min, self.rtp_port_max, count)
         except ValueError as error:
             raise FieldError(str(error), field) from None
-        return self
 
     def trunk_allows(self, address: str) -> bool:
         """True when a SIP peer at ``address`` may send us calls."""
