@@ -32,7 +32,7 @@ from callrouter.adapters.store_spool import MIB, SpoolOptions
 from callrouter.adapters.store_sqlite import CallStore
 from callrouter.audit import AuditTrail
 from callrouter.core.learning import MemberStats
-from callrouter.edge.process import EdgeProcess, start_edge, tell_edge
+from callrouter.edge.process import EdgeProcess, edge_signals, start_edge, tell_edge
 from callrouter.engine import Engine, EngineLimits, EnginePresence
 from callrouter.lifecycle import (
     CLOSE_STEP_SECONDS,
@@ -140,7 +140,8 @@ async def _run_with_store(
             log.info("sip_listening", host=ready.sip_host, port=ready.sip_port, slots=ready.slots)
         metrics.set_worker_slots_free(pool.free_slots)  # over every worker
         edge = await start_edge(cfg, workers, readies, edge_port(cfg, options.sip_port))
-        growth = start_growth(pool, idle_seconds=cfg.sip.spare_idle_seconds, edge=edge)
+        signals = edge_signals(cfg, workers, readies, edge_port(cfg, options.sip_port), edge)
+        growth = start_growth(pool, idle_seconds=cfg.sip.spare_idle_seconds, edge=signals)
 
         bus = _bus(cfg, metrics, trail, cover)
         if bus is not None:
@@ -174,7 +175,7 @@ async def _run_with_store(
             if isinstance(event, p.Slots | p.LegClosed | p.Incoming):
                 metrics.set_worker_slots_free(pool.free_slots)
 
-        engine.on_worker_event = tell_edge(on_worker_event, edge)  # and its dead workers
+        engine.on_worker_event = tell_edge(on_worker_event, signals)  # and its dead workers
         cover.on_change = lambda merged: engine.reload(
             merged, build_env(merged, engine.presence, engine.env.stats)
         )
