@@ -50,6 +50,8 @@ from callrouter.sinks import Fanout, SealNhsNumbers, Store
 from callrouter.sip import protocol as p
 from callrouter.sip.pool import WorkerPool
 from callrouter.sip.pool_growth import PoolGrowth, start_growth
+from callrouter.sip.reaper import Reaper
+from callrouter.sip.worker_config import WorkerConfig
 from callrouter.wiring import build_env, declare_areas, publish_gauges
 from callrouter.worker_plan import (
     edge_port,
@@ -125,7 +127,7 @@ async def _run_with_store(
     log.info("prompts_ready", count=made)
 
     workers = plan_workers(cfg, first_port=worker_port(cfg, options.sip_port))
-    pool = WorkerPool(workers, observer=metrics, initial=worker_count(cfg.sip))
+    pool, reaper = _pool(cfg, workers, metrics)
     growth: PoolGrowth | None = None
     trail = AuditTrail(store)  # availability, live overrides and reloads, append-only
     cover = await LiveCover.load(settings, trail, store)  # live overrides in force, from SQLite
@@ -197,10 +199,22 @@ async def _run_with_store(
                 ("pool_growth", lambda: growth.aclose() if growth else cancel_task(None)),
                 ("edge", lambda: edge.aclose() if edge else cancel_task(None)),
                 ("sip_workers", pool.aclose),
+                ("reaper", reaper.aclose),
                 ("recordings", lambda: _close_archive(archive, sweeper)),
                 ("metrics", lambda: asyncio.to_thread(metrics_server.close)),
             ]
         )
+
+
+def _pool(
+    cfg: Config, workers: list[WorkerConfig], metrics: Metrics
+) -> tuple[WorkerPool, Reaper]:
+    """The workers (``sip.workers`` started, the rest of ``max_workers`` standing by), and the
+    reaper that tells a dead worker's peers: behind the edge, only the consultants (the edge
+    ends the callers' legs itself)."""
+    reaper = Reaper(inbound=not cfg.edge.enabled)
+    initial = worker_count(cfg.sip)
+    return WorkerPool(workers, observer=metrics, initial=initial, reaper=reaper), reaper
 
 
 def _bus(cfg: Config, metrics: Metrics, trail: AuditTrail, cover: LiveCover) -> MqttBus | None:

@@ -12,10 +12,11 @@ to the ready worker with most free slots. Free slots are counted here, from the 
 knows, so they are exact even while a ``Dial`` is in flight.
 
 If a worker process dies the pool emits ``WorkerDied`` with its legs, then ``Failed`` (not yet
-answered) or ``HungUp`` (answered) and ``LegClosed`` for each, and starts a fresh process on the
-same ports, renamed ``<name>.<n>`` so no leg id is ever reused. Starting waits at most
-``start_timeout``; nothing here waits without a bound. An optional ``WorkerObserver`` (the
-metrics) hears of each death and each successful restart, by worker name.
+answered) or ``HungUp`` (answered) and ``LegClosed`` for each, hands the ``reaper`` the
+``Teardown`` the worker last sent for each leg (the BYE or CANCEL that tells its far end),
+and starts a fresh process on the same ports, renamed ``<name>.<n>`` so no leg id is ever
+reused. Starting waits at most ``start_timeout``; nothing here waits without a bound. An
+optional ``WorkerObserver`` (the metrics) hears of each death and each successful restart.
 
 Only the first ``initial`` workers start with the pool; the others are standing by, on their own
 ports, until ``grow`` starts one. ``retire`` stops a started one that holds no leg (it is not a
@@ -76,6 +77,7 @@ class _Worker:
     process: asyncio.subprocess.Process | None = None
     ready: p.Ready | None = None
     legs: dict[str, bool] = field(default_factory=dict)  # leg -> answered
+    teardowns: dict[str, p.Teardown] = field(default_factory=dict)  # how to end each leg
     reader: asyncio.Task[None] | None = None
     ready_future: asyncio.Future[p.Ready] | None = None
     last_logs: list[str] = field(default_factory=list)
@@ -106,6 +108,7 @@ class WorkerPool:
         stderr: int | IO[Any] | None = None,
         observer: WorkerObserver | None = None,
         initial: int | None = None,
+        reaper: Callable[[Sequence[p.Teardown]], None] | None = None,
     ) -> None:
         names = [c.worker_id for c in configs]
         if not configs or len(set(names)) != len(names):
@@ -123,6 +126,7 @@ class WorkerPool:
         if not 1 <= self._initial <= len(configs):
             raise ValueError(f"initial must be 1-{len(configs)}, got {initial}")
         self.on_change: Callable[[], None] | None = None  # slots or workers changed
+        self._reaper = reaper  # ends a dead worker's legs at their far ends
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -226,7 +230,7 @@ class WorkerPool:
 
     async def _spawn(self, worker: _Worker) -> p.Ready:
         loop = asyncio.get_running_loop()
-        worker.ready, worker.legs, worker.last_logs = None, {}, []
+        worker.ready, worker.legs, worker.last_logs, worker.teardowns = None, {}, [], {}
         worker.ready_future = loop.create_future()
         config = worker.config.with_worker_id(worker.worker_id)
         worker.process = await asyncio.create_subprocess_exec(
@@ -345,6 +349,10 @@ class WorkerPool:
             for w in self._workers.values()
         ]
 
+    def teardowns(self, name: str) -> tuple[p.Teardown, ...]:
+        """The teardowns held for worker ``name``'s legs (what its death would send)."""
+        return tuple(self._workers[name].teardowns.values())
+
     def pid(self, name: str) -> int | None:
         """The current process id of worker ``name`` (for tests and operators)."""
         proc = self._workers[name].process
@@ -387,7 +395,8 @@ class WorkerPool:
                 self._emit(p.Log(level=1, message=f"{worker.worker_id}: bad event line: {exc}"))
                 continue
             self._track(worker, event)
-            self._emit(event)
+            if not isinstance(event, p.Teardown):  # the pool's own business
+                self._emit(event)
         code = await proc.wait()
         if worker.ready_future is not None and not worker.ready_future.done():
             worker.ready_future.set_exception(
@@ -417,8 +426,11 @@ class WorkerPool:
                 self._changed()
             case p.Answered(leg=leg) if leg in worker.legs:
                 worker.legs[leg] = True
+            case p.Teardown(leg=leg) if leg in worker.legs:
+                worker.teardowns[leg] = event
             case p.LegClosed(leg=leg):
                 worker.legs.pop(leg, None)
+                worker.teardowns.pop(leg, None)
                 self._changed()
             case p.Log(level=level, message=message) if level <= 2:
                 worker.last_logs = [*worker.last_logs[-9:], message]
@@ -428,6 +440,9 @@ class WorkerPool:
     def _report_death(self, worker: _Worker, code: int | None) -> None:
         legs = dict(worker.legs)
         worker.legs.clear()
+        if self._reaper is not None and worker.teardowns:
+            self._reaper(list(worker.teardowns.values()))
+        worker.teardowns = {}
         worker.ready = None
         if self._observer is not None:
             self._observer.worker_died(worker.name)
