@@ -28,45 +28,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Protocol, Self
+from typing import IO, Any, Self
 
 from callrouter.sip import protocol as p
+from callrouter.sip.pool_parts import WorkerObserver, WorkerStartError, WorkerView, child_env
 from callrouter.sip.worker_config import WorkerConfig
+
+__all__ = ["WorkerObserver", "WorkerPool", "WorkerStartError", "WorkerView"]
 
 _LINE_LIMIT = 1 << 20  # SIP message dumps in Log events can be long
 _LOST_STATUS = 500  # Failed.status for an unanswered leg lost with its worker
 _RESTART_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0)  # back-off between failed restarts
-
-
-class WorkerObserver(Protocol):
-    """Told of worker deaths and restarts (``name`` is the configured id, e.g. ``w0``)."""
-
-    def worker_died(self, worker: str) -> None: ...
-
-    def worker_restarted(self, worker: str) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerView:
-    """One worker from outside: ``started`` (wanted running), ``ready`` (serving now)."""
-
-    name: str
-    port: int
-    started: bool
-    ready: bool
-    retiring: bool
-    slots: int
-    legs: int
-
-
-class WorkerStartError(RuntimeError):
-    """A worker did not report Ready in time, or exited first."""
 
 
 @dataclass
@@ -186,11 +162,6 @@ class WorkerPool:
         self._changed()
         return True
 
-    def cancel_retire(self, name: str) -> None:
-        """Back into service (a call reached it while it was retiring)."""
-        self._workers[name].retiring = False
-        self._changed()
-
     async def retire(self, name: str, timeout: float = 5.0) -> bool:
         """Stop worker ``name`` if it is retiring and still holds no leg; True if stopped.
         It then stands by again (``grow`` starts it anew)."""
@@ -241,7 +212,7 @@ class WorkerPool:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=self._stderr,
-            env=_child_env(),
+            env=child_env(),
             limit=_LINE_LIMIT,
         )
         worker.reader = asyncio.create_task(self._read(worker, worker.process))
@@ -469,12 +440,3 @@ class WorkerPool:
                 if self._observer is not None:
                     self._observer.worker_restarted(worker.name)
                 return
-
-
-def _child_env() -> dict[str, str]:
-    """Our environment, with this package importable in the child even if not installed."""
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, (root, env.get("PYTHONPATH"))))
-    env["PYTHONUNBUFFERED"] = "1"
-    return env

@@ -123,26 +123,33 @@ class PoolGrowth:
                 self._idle_since.setdefault(worker.name, now)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            self._changed.clear()
-            now = loop.time()
-            workers = self._pool.workers()
-            self._note_idle(workers, now)
-            decision = decide(
-                workers,
-                self._idle_since,
-                base=self._base,
-                maximum=self._maximum,
-                idle_seconds=self._idle,
-                now=now,
-            )
-            if decision.grow is not None:
-                await self._grow(decision.grow)
-                continue
-            if decision.retire is not None:
-                await self._retire(decision.retire)
-                continue
+            try:
+                await self._step()
+            except Exception:  # a bug here must not end growth for good
+                log.exception("pool_growth_failed")
+                await asyncio.sleep(1.0)
+
+    async def _step(self) -> None:
+        """Decide once and act, or wait for a change (or the next retirement deadline)."""
+        loop = asyncio.get_running_loop()
+        self._changed.clear()
+        now = loop.time()
+        workers = self._pool.workers()
+        self._note_idle(workers, now)
+        decision = decide(
+            workers,
+            self._idle_since,
+            base=self._base,
+            maximum=self._maximum,
+            idle_seconds=self._idle,
+            now=now,
+        )
+        if decision.grow is not None:
+            await self._grow(decision.grow)
+        elif decision.retire is not None:
+            await self._retire(decision.retire)
+        else:
             timeout = None if decision.wake_at is None else max(decision.wake_at - now, 0.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout)
