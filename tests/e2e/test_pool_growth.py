@@ -89,5 +89,9 @@ class TestSpareThroughTheEdge:
         assert third.wait() == 0, third.explain() + engine.log()
         assert contact_port(third) == first_port  # not to the retired one
         engine.wait_idle()
+        silent = [
+            e for e in engine.log_events() if "edge_worker_silent" in str(e.get("message", ""))
+        ]
+        assert not silent, silent  # no INVITE was ever sent to a worker that was not there
         rows = records.calls(engine.db)
         assert [(r["end_reason"], r["outcome"]) for r in rows] == [("completed", "connected")] * 3
