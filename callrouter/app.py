@@ -32,7 +32,7 @@ from callrouter.adapters.store_spool import MIB, SpoolOptions
 from callrouter.adapters.store_sqlite import CallStore
 from callrouter.audit import AuditTrail
 from callrouter.core.learning import MemberStats
-from callrouter.edge.process import EdgeProcess, start_edge, tell_edge
+from callrouter.edge.process import EdgeProcess, edge_signals, start_edge, tell_edge
 from callrouter.engine import Engine, EngineLimits, EnginePresence
 from callrouter.lifecycle import (
     CLOSE_STEP_SECONDS,
@@ -49,8 +49,17 @@ from callrouter.settings.loader import Settings, load_settings
 from callrouter.sinks import Fanout, SealNhsNumbers, Store
 from callrouter.sip import protocol as p
 from callrouter.sip.pool import WorkerPool
+from callrouter.sip.pool_growth import PoolGrowth, start_growth
+from callrouter.sip.reaper import Reaper
+from callrouter.sip.worker_config import WorkerConfig
 from callrouter.wiring import build_env, declare_areas, publish_gauges
-from callrouter.worker_plan import edge_port, engine_trunk_check, plan_workers, worker_port
+from callrouter.worker_plan import (
+    edge_port,
+    engine_trunk_check,
+    plan_workers,
+    worker_count,
+    worker_port,
+)
 
 __all__ = ["RunOptions", "build_env", "reload_settings", "run"]
 
@@ -118,7 +127,8 @@ async def _run_with_store(
     log.info("prompts_ready", count=made)
 
     workers = plan_workers(cfg, first_port=worker_port(cfg, options.sip_port))
-    pool = WorkerPool(workers, observer=metrics)
+    pool, reaper = _pool(cfg, workers, metrics)
+    growth: PoolGrowth | None = None
     trail = AuditTrail(store)  # availability, live overrides and reloads, append-only
     cover = await LiveCover.load(settings, trail, store)  # live overrides in force, from SQLite
     bus = None
@@ -132,6 +142,8 @@ async def _run_with_store(
             log.info("sip_listening", host=ready.sip_host, port=ready.sip_port, slots=ready.slots)
         metrics.set_worker_slots_free(pool.free_slots)  # over every worker
         edge = await start_edge(cfg, workers, readies, edge_port(cfg, options.sip_port))
+        signals = edge_signals(cfg, workers, readies, edge_port(cfg, options.sip_port), edge)
+        growth = start_growth(pool, idle_seconds=cfg.sip.spare_idle_seconds, edge=signals)
 
         bus = _bus(cfg, metrics, trail, cover)
         if bus is not None:
@@ -165,7 +177,7 @@ async def _run_with_store(
             if isinstance(event, p.Slots | p.LegClosed | p.Incoming):
                 metrics.set_worker_slots_free(pool.free_slots)
 
-        engine.on_worker_event = tell_edge(on_worker_event, edge)  # and its dead workers
+        engine.on_worker_event = tell_edge(on_worker_event, signals)  # and its dead workers
         cover.on_change = lambda merged: engine.reload(
             merged, build_env(merged, engine.presence, engine.env.stats)
         )
@@ -184,12 +196,25 @@ async def _run_with_store(
             [
                 ("mqtt", lambda: cancel_task(bus_task)),
                 ("audit", trail.drain),
+                ("pool_growth", lambda: growth.aclose() if growth else cancel_task(None)),
                 ("edge", lambda: edge.aclose() if edge else cancel_task(None)),
                 ("sip_workers", pool.aclose),
+                ("reaper", reaper.aclose),
                 ("recordings", lambda: _close_archive(archive, sweeper)),
                 ("metrics", lambda: asyncio.to_thread(metrics_server.close)),
             ]
         )
+
+
+def _pool(
+    cfg: Config, workers: list[WorkerConfig], metrics: Metrics
+) -> tuple[WorkerPool, Reaper]:
+    """The workers (``sip.workers`` started, the rest of ``max_workers`` standing by), and the
+    reaper that tells a dead worker's peers: behind the edge, only the consultants (the edge
+    ends the callers' legs itself)."""
+    reaper = Reaper(inbound=not cfg.edge.enabled)
+    initial = worker_count(cfg.sip)
+    return WorkerPool(workers, observer=metrics, initial=initial, reaper=reaper), reaper
 
 
 def _bus(cfg: Config, metrics: Metrics, trail: AuditTrail, cover: LiveCover) -> MqttBus | None:

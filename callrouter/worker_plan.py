@@ -1,7 +1,9 @@
 """How many SIP workers to run, and where each one listens: its SIP port and its RTP slice.
 
 Worker ``i`` (``w0``, ``w1``…) listens on ``sip.listen_port + i`` and takes the ``i``-th equal,
-even-aligned slice of ``rtp_port_min..rtp_port_max``, so no two workers ever bind one port.
+even-aligned slice of ``rtp_port_min..rtp_port_max``, so no two workers ever bind one port. The
+plan covers ``sip.max_workers`` workers when growth is on: the ones started on demand have their
+ports and slices reserved from the start, so the edge's dispatcher list can name them all.
 
 ``workers: auto`` sizes the pool from the machine. With the pjsua2 wheels a worker holds 4 call
 legs (2 bridged calls) and a bridged pair costs ~0.4% of a core at 8 kHz, so CPU is not what
@@ -72,6 +74,20 @@ def worker_count(sip: SipConfig) -> int:
     return sip.workers
 
 
+def max_worker_count(sip: SipConfig) -> int:
+    """The most workers there may be (``sip.max_workers``; without it, ``sip.workers``)."""
+    if sip.max_workers is None:
+        return worker_count(sip)
+    if sip.max_workers == "auto":
+        return max(machine_worker_count(sip.rtp_port_max - sip.rtp_port_min + 1), 1)
+    return sip.max_workers
+
+
+def grows(sip: SipConfig) -> bool:
+    """Whether workers beyond ``sip.workers`` may be started on demand."""
+    return max_worker_count(sip) > worker_count(sip)
+
+
 def rtp_slices(low: int, high: int, count: int) -> list[tuple[int, int]]:
     """``count`` disjoint ranges inside ``low..high``, each starting on an even port and
     ``MIN_RTP_PORTS`` long at least; ValueError when the range is too small."""
@@ -95,10 +111,11 @@ def sip_ports(first: int, count: int) -> range:
 
 
 def plan_workers(config: Config, *, first_port: int | None = None) -> list[WorkerConfig]:
-    """One ``WorkerConfig`` per worker (``first_port`` overrides the first worker's port);
-    PlanError when the ports do not fit."""
+    """One ``WorkerConfig`` for each worker there may be (``max_worker_count``: the first
+    ``worker_count`` run from the start, the others on demand); ``first_port`` overrides the first
+    worker's port. PlanError when the ports do not fit."""
     sip, edge = config.sip, config.edge
-    count = worker_count(sip)
+    count = max(max_worker_count(sip), worker_count(sip))
     ports = sip_ports(first_port or sip.listen_port, count)
     slices = rtp_slices(sip.rtp_port_min, sip.rtp_port_max, count)
     clash = set(ports) & set(range(sip.rtp_port_min, sip.rtp_port_max + 1))

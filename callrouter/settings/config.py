@@ -84,6 +84,11 @@ class SipConfig(Frozen):
     )
     # SIP worker processes (worker i on listen_port + i), or "auto": sized from the machine
     workers: WorkerCount = 1
+    # more workers on demand, up to this many in all, so one idle worker's worth of slots is
+    # always free (a warm spare); None: exactly `workers`, no growth
+    max_workers: WorkerCount | None = None
+    # an extra worker (beyond `workers`) that held no call this long stops, unless it is the spare
+    spare_idle_seconds: Annotated[float, Field(ge=5, le=86400)] = 300.0
     media_timeout_seconds: Annotated[float, Field(ge=5, le=600)] = 30.0
 
     @model_check(mode="after")
@@ -93,18 +98,28 @@ class SipConfig(Frozen):
         if self.rtp_port_min <= self.listen_port <= self.rtp_port_max:
             raise FieldError("falls inside the RTP port range", "listen_port")
         count = worker_plan.worker_count(self)
+        self._check_plan(count, "workers")
+        if self.max_workers is not None:
+            most = worker_plan.max_worker_count(self)
+            if most < count:
+                msg = f"is below workers ({count}): it counts every worker, the first included"
+                raise FieldError(msg, "max_workers")
+            self._check_plan(most, "max_workers")
+        return self
+
+    def _check_plan(self, count: int, field: str) -> None:
+        """``count`` workers' SIP ports and RTP slices fit (else a FieldError at ``field``)."""
         try:
             ports = worker_plan.sip_ports(self.listen_port, count)
         except ValueError as error:
-            raise FieldError(str(error), "workers") from None
+            raise FieldError(str(error), field) from None
         if self.rtp_port_min <= ports[-1] and ports[0] <= self.rtp_port_max:
             msg = f"workers' SIP ports {ports[0]}-{ports[-1]} overlap the RTP port range"
-            raise FieldError(msg, "workers")
+            raise FieldError(msg, field)
         try:
             worker_plan.rtp_slices(self.rtp_port_min, self.rtp_port_max, count)
         except ValueError as error:
-            raise FieldError(str(error), "workers") from None
-        return self
+            raise FieldError(str(error), field) from None
 
     def trunk_allows(self, address: str) -> bool:
         """True when a SIP peer at ``address`` may send us calls."""
@@ -277,8 +292,11 @@ class Config(Frozen):
         same_host = self.metrics.listen_host == self.sip.listen_host
         if same_host and self.metrics.listen_port == self.sip.listen_port:
             raise FieldError("is the SIP port too", "metrics", "listen_port")
+        if worker_plan.grows(self.sip) and not self.edge.enabled:
+            msg = "above `workers` needs the edge (callers reach the extra workers through it)"
+            raise FieldError(msg, "sip", "max_workers")
         if self.edge.enabled:
-            count = worker_plan.worker_count(self.sip)
+            count = worker_plan.max_worker_count(self.sip)
             workers = range(self.sip.listen_port, self.sip.listen_port + count)
             rtp = range(self.sip.rtp_port_min, self.sip.rtp_port_max + 1)
             port = self.edge.listen_port

@@ -32,6 +32,7 @@ class WorkerConfig:
     # Networks that may start calls (or any request outside a dialog); () lets anyone in.
     # Others get 403 from the worker's gate before pjsua sees them (see worker_gate).
     allow: tuple[str, ...] = ()
+    poll_ms: int = 100  # longest idle wait of the pj thread; work that arrives wakes it at once
 
     def __post_init__(self) -> None:
         if not 0 < self.listen_port < 65536:
@@ -40,6 +41,8 @@ class WorkerConfig:
             raise ValueError(f"bad RTP port range {self.rtp_port_min}-{self.rtp_port_max}")
         if self.media_timeout < 0:
             raise ValueError("media_timeout must be >= 0")
+        if not 1 <= self.poll_ms <= 600_000:
+            raise ValueError(f"poll_ms {self.poll_ms} out of range 1-600000")
         for network in self.allow:
             ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
 
@@ -74,6 +77,8 @@ class WorkerConfig:
             str(self.max_calls),
             "--user",
             self.user,
+            "--poll-ms",
+            str(self.poll_ms),
         ]
         if self.sip_trace:
             args.append("--sip-trace")
@@ -122,6 +127,7 @@ def parse_argv(argv: list[str] | None = None) -> WorkerConfig:
     parser.add_argument("--sip-trace", action="store_true")
     parser.add_argument("--max-calls", type=int, default=1000)
     parser.add_argument("--user", default="callrouter")
+    parser.add_argument("--poll-ms", type=int, default=100, help="longest idle poll of pjsua")
     parser.add_argument("--media", metavar="HOST", help="address RTP binds (default: --listen's)")
     parser.add_argument("--media-public", metavar="HOST", help="address in SDP (default --public)")
     parser.add_argument(
@@ -151,6 +157,7 @@ def parse_argv(argv: list[str] | None = None) -> WorkerConfig:
             media_host=ns.media,
             media_public_host=ns.media_public,
             allow=tuple(ns.allow),
+            poll_ms=ns.poll_ms,
         )
     except ValueError as exc:
         parser.error(str(exc))

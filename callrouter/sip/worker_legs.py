@@ -34,6 +34,7 @@ from callrouter.sip.worker_sipmsg import (
     split_host_port,
 )
 from callrouter.sip.worker_slot_waits import SlotWaits
+from callrouter.sip.worker_teardown import teardown
 
 _SHUTDOWN_STATUS = 503  # unanswered inbound legs when the worker stops
 
@@ -170,7 +171,7 @@ class LegTable:
                 self._fail_at_once(cmd.leg, 503, "no free call slot")
             return
         call = LegCall(self.stack.account, self, cmd.leg, pj.PJSUA_INVALID_ID)
-        leg = Leg(leg_id=cmd.leg, call=call, inbound=False)
+        leg = Leg(leg_id=cmd.leg, call=call, inbound=False, uri=cmd.uri)
         self.legs[cmd.leg] = leg  # before makeCall: its callbacks may fire inside it
         op = pj.CallOpParam(True)
         op.txOption.localUri = self._from_uri(cmd)
@@ -341,6 +342,9 @@ class LegTable:
             return
         tsx_state = event.body.tsxState
         tsx = tsx_state.tsx
+        if tsx.method == "INVITE":
+            self._note_teardown(call, tsx_state)
+            return
         if (
             tsx.role != pj.PJSIP_ROLE_UAS
             or tsx.method != "INFO"
@@ -357,6 +361,36 @@ class LegTable:
         respond_in_dialog(rdata, 200 if digit is not None else 400)
         if digit is not None and call.leg in self.legs:
             self.emit(p.Digit(leg=call.leg, digit=digit, method="info"))
+
+    def _note_teardown(self, call: LegCall, tsx_state: Any) -> None:
+        """A response of a leg's INVITE (received when we called, sent when we answered): tell
+        the pool how to end the leg should this process die (``worker_teardown``)."""
+        leg = self.legs.get(call.leg)
+        if leg is None:
+            return
+        if leg.inbound and tsx_state.type == pj.PJSIP_EVENT_TX_MSG:
+            message = str(tsx_state.src.tdata.wholeMsg)
+        elif not leg.inbound and tsx_state.type == pj.PJSIP_EVENT_RX_MSG:
+            message = str(tsx_state.src.rdata.wholeMsg)
+        else:
+            return
+        host = self.config.public_host
+        via = (
+            f"[{host}]:{self.config.listen_port}"
+            if ":" in host
+            else f"{host}:{self.config.listen_port}"
+        )
+        contact = str(call.getInfo().remoteContact) if leg.inbound else ""
+        found = teardown(
+            leg.leg_id,
+            message,
+            inbound=leg.inbound,
+            remote_contact=contact,
+            via=via,
+            request_uri=leg.uri,
+        )
+        if found is not None:
+            self.emit(found)
 
     # ------------------------------------------------------------------ housekeeping
 

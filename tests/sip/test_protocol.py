@@ -47,6 +47,9 @@ EXAMPLES: list[p.Message] = [
     p.Pong(token=7),
     p.Log(level=1, message="line\nwith newline"),
     p.CommandError(command="Play", leg="L1", message="no such leg"),
+    p.Teardown(
+        leg="L1", host="127.0.0.1", port=5070, messages=("CANCEL sip:x SIP/2.0\r\n",), inbound=False
+    ),
     p.WorkerDied(worker_id="w0", legs=("L1", "w0-in-1"), exit_code=None),
 ]
 
