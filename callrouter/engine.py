@@ -396,6 +396,17 @@ class Engine:
                 record = "" if recordings is None else recordings.plain_path(session.call_id)
                 sip.send(p.Bridge(session.legs[a], session.legs[b], record))
 
+    def give_up_leg(self, call_id: str, leg: str) -> None:
+        """Another engine node won the race for this leg's consultant (callrouter.shared_presence):
+        cancel the leg; the hunt hears "busy" (the consultant is, elsewhere) and moves on."""
+        session = self._sessions.get(call_id)
+        worker_leg = None if session is None else session.legs.get(leg)
+        if session is None or worker_leg is None:
+            return
+        log.info("leg_given_up", call_id=call_id, leg=leg, reason="busy on another node")
+        self._sip.send(p.Hangup(worker_leg, 487))
+        session.queue.put_nowait(e.LegFailed(leg, 486, "busy on another node"))
+
     async def hang_up_all(self, grace: float) -> None:
         """Shutdown: end every call (the GP hears nothing more) and wait ``grace`` for them."""
         for session in list(self._sessions.values()):

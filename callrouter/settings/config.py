@@ -178,6 +178,11 @@ class MqttConfig(Frozen):
     # Take live rota overrides from <prefix>/commands/override (off unless asked for: whoever
     # may publish there changes who is rung, so the broker's ACLs must restrict it first).
     live_cover: bool = False
+    # Share which consultants this node is ringing or talking to with the other engine nodes on
+    # the bus (each node needs its own client_id), and skip those they claim. A claim not
+    # refreshed for busy_ttl_seconds (a node cut off from the bus) stops counting.
+    share_busy: bool = True
+    busy_ttl_seconds: Annotated[float, Field(ge=5, le=3600)] = 60.0
 
     @model_check(mode="after")
     def _password_needs_user(self) -> Self:
