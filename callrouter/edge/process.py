@@ -66,9 +66,16 @@ def plan_edge(
         listen_host=edge.listen_host,
         listen_port=port,
         worker_host=edge.worker_host,
-        workers=tuple(
-            EdgeWorker(w.worker_id, w.listen_port, max(1, slots.get(w.worker_id, 4) // 2))
-            for w in workers
+        workers=(
+            *(
+                EdgeWorker(w.worker_id, w.listen_port, max(1, slots.get(w.worker_id, 4) // 2))
+                for w in workers
+            ),
+            *(
+                EdgeWorker(f"r{i}.{j}", port, group.max_calls, str(group.host))
+                for i, group in enumerate(edge.remote_workers)
+                for j, port in enumerate(group.ports)
+            ),
         ),
         trunk_allow=tuple(str(network) for network in config.sip.trunk_allow),
         run_dir=edge.run_dir,
@@ -248,7 +255,7 @@ class EdgeProcess:
         """Tell the edge a worker died (``w0`` or a restart's ``w0.2``): it ends that worker's
         calls with a BYE to each GP. From ``worker_host``, the only source it takes this from."""
         name = worker_id.split(".", 1)[0]
-        ports = [w.port for w in self.plan.workers if w.name == name]
+        ports = [w.port for w in self.plan.workers if w.name == name and w.host is None]
         if not ports:
             return
         family = socket.AF_INET6 if ":" in self.plan.worker_host else socket.AF_INET
@@ -256,7 +263,7 @@ class EdgeProcess:
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
             sock.bind((self.plan.worker_host, 0))
             sock.connect((edge_host, self.plan.listen_port))
-            header = f"{WORKER_DOWN_HEADER}: {ports[0]}\r\n"
+            header = f"{WORKER_DOWN_HEADER}: {self.plan.worker_host}:{ports[0]}\r\n"
             with contextlib.suppress(OSError):  # the edge is down too: nothing to end
                 sock.send(_options(sock, edge_host, self.plan.listen_port, header))
         log.warning("edge_told_worker_down", worker=worker_id, port=ports[0])
