@@ -91,7 +91,8 @@ async def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> No
 async def subscribed(bus: MqttBus, raw: aiomqtt.Client, clock: Callable[[], float]) -> None:
     """Until ``bus`` hears claims (``connected`` comes before its subscriptions are in place)."""
     probe = Claim("node-probe", "dr-probe", Phase.RINGING, clock(), clock() + 60)
-    await raw.publish(f"{PREFIX}/busy/node-probe/dr-probe", claim_payload(probe), qos=1)
+    topic = f"{PREFIX}/busy/node-probe/dr-probe"  # retained: heard however late it subscribes
+    await raw.publish(topic, claim_payload(probe), qos=1, retain=True)
     await wait_until(lambda: share_of(bus).busy_elsewhere("dr-probe"))
 
 

@@ -14,9 +14,12 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 import yaml
 
@@ -27,10 +30,10 @@ from tests.adapters.mosquitto_broker import MosquittoBroker
 from . import records
 from .conftest import needs_tools
 from .netns import Host, Network, can_make_namespaces, hosts
-from .peers import Peers
+from .peers import Peer, Peers
 from .running_engine import RunningEngine, engine_ports
 from .test_edge import KAMAILIO, needs_kamailio
-from .tree import NUMBER, Member, TreeSpec, write_tree
+from .tree import MQTT_PREFIX, NUMBER, Member, TreeSpec, write_tree
 
 needs_root = pytest.mark.skipif(not can_make_namespaces(), reason="needs root and iproute2")
 pytestmark = [needs_tools, needs_kamailio, needs_root, pytest.mark.sip, pytest.mark.timeout(150)]
@@ -159,73 +162,138 @@ class TwoNodes:
         self.broker.stop()
 
 
+@dataclass
+class Running:
+    """Both nodes up behind the edge, and the two consultants (first and second on the rota)."""
+
+    world: TwoNodes
+    engines: list[RunningEngine]
+    consultants: dict[str, Peer]
+    gp_args: dict[str, str]
+    first: Member
+    second: Member
+
+    def gp(self, name: str, talk_ms: int) -> Peer:
+        return self.world.peers.gp(name, "uac_edge_menu_bye.xml", **self.gp_args,
+                                   variables={"talk_ms": talk_ms})  # fmt: skip
+
+    def finish(self) -> None:
+        for engine in self.engines:
+            engine.wait_idle()
+        for peer in self.consultants.values():
+            peer.kill()
+
+    def retained_claims(self) -> list[str]:
+        """Busy claims still retained on the broker (none once every call has ended)."""
+        return asyncio.run(_retained(self.world.broker, f"{MQTT_PREFIX}/busy/#"))
+
+
+async def _retained(broker: MosquittoBroker, topic_filter: str) -> list[str]:
+    found: list[str] = []
+    async with aiomqtt.Client(broker.host, broker.port, identifier="e2e-watcher") as client:
+        await client.subscribe(topic_filter, qos=1)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.5):  # retained messages come at once on subscribing
+                async for message in client.messages:
+                    found.append(f"{message.topic.value} {message.payload!r}")
+    return found
+
+
+@contextlib.contextmanager
+def two_nodes(tmp_path: Path, prompt_cache: Path) -> Iterator[Running]:
+    with hosts(2) as network:
+        world = TwoNodes(tmp_path, prompt_cache, network)
+        try:
+            here = network.bridge_address
+            members = (
+                Member("c-first", free_udp_port(here), host=here),
+                Member("c-second", free_udp_port(here), host=here),
+            )
+            world.broker.start()
+
+            def behind_the_edge(config: dict[str, Any], _ports: Any) -> None:  # Ports
+                config["edge"] = {"remote_edge": here}
+
+            engines = [
+                world.engine(n, h, members, behind_the_edge)
+                for n, h in zip("ab", network.hosts, strict=True)
+            ]
+            for engine in engines:
+                engine.start()
+            edge = world.edge(engines, network)
+            consultants = {
+                m.id: world.peers.consultant(
+                    m.id, "uas_accept.xml", port=m.port, host=here, calls=2, ring_ms=300,
+                    key_ms=200,
+                )
+                for m in members
+            }  # fmt: skip
+            gp_args = {"engine": f"{here}:{edge.listen_port}", "number": NUMBER, "source": here}
+            yield Running(world, engines, consultants, gp_args, *members)
+        finally:
+            world.stop()
+
+
 class TestSharedBusyState:
     """A consultant talking through one node is not rung by the other."""
 
     def test_the_second_node_skips_the_consultant_the_first_is_talking_to(
         self, tmp_path: Path, prompt_cache: Path
     ) -> None:
-        with hosts(2) as network:
-            world = TwoNodes(tmp_path, prompt_cache, network)
-            try:
-                self._scenario(world, network)
-            finally:
-                world.stop()
-
-    def _scenario(self, world: TwoNodes, network: Network) -> None:
-        here = network.bridge_address
-        members = (
-            Member("c-first", free_udp_port(here), host=here),
-            Member("c-second", free_udp_port(here), host=here),
-        )
-        first, second = members
-        world.broker.start()
-
-        def behind_the_edge(config: dict[str, Any], _ports: Any) -> None:  # Ports
-            config["edge"] = {"remote_edge": here}
-
-        engines = [
-            world.engine(n, h, members, behind_the_edge)
-            for n, h in zip("ab", network.hosts, strict=True)
-        ]
-        for engine in engines:
-            engine.start()
-        edge = world.edge(engines, network)
-        node_a, node_b = engines
-        consultants = {
-            m.id: world.peers.consultant(
-                m.id, "uas_accept.xml", port=m.port, host=here, calls=2, ring_ms=200, key_ms=200
+        with two_nodes(tmp_path, prompt_cache) as run:
+            engines, first, second = run.engines, run.first, run.second
+            talking = run.gp("gp-long", talk_ms=4000)
+            wait_for(
+                "the first call never connected",
+                lambda: sum(len(connected_events(e)) for e in engines) == 1,
+                engines,
             )
-            for m in members
-        }
-        gp_args = {"engine": f"{here}:{edge.listen_port}", "number": NUMBER, "source": here}
-        talking = world.peers.gp("gp-long", "uac_edge_menu_bye.xml", **gp_args,
-                                 variables={"talk_ms": 4000})  # fmt: skip
-        wait_for(
-            "the first call never connected",
-            lambda: sum(len(connected_events(e)) for e in engines) == 1,
-            engines,
-        )
-        (holder,) = [e for e in engines if connected_events(e)]
-        other = node_b if holder is node_a else node_a
-        assert connected_events(holder)[0]["member_id"] == first.id
-        # The edge gives the next call to the node with no call: the other one.
-        second_call = world.peers.gp("gp-short", "uac_edge_menu_bye.xml", **gp_args,
-                                     variables={"talk_ms": 1000})  # fmt: skip
-        assert second_call.wait(40) == 0, second_call.explain() + other.log()
-        assert talking.wait(40) == 0, talking.explain() + holder.log()
-        for engine in engines:
-            engine.wait_idle()
-        for peer in consultants.values():
-            peer.kill()
+            (holder,) = [e for e in engines if connected_events(e)]
+            (other,) = [e for e in engines if e is not holder]
+            assert connected_events(holder)[0]["member_id"] == first.id
+            # The edge gives the next call to the node with no call: the other one.
+            second_call = run.gp("gp-short", talk_ms=1000)
+            assert second_call.wait(40) == 0, second_call.explain() + other.log()
+            assert talking.wait(40) == 0, talking.explain() + holder.log()
+            run.finish()
 
-        held, took = records.only_call(holder.db), records.only_call(other.db)
-        assert (held["outcome"], took["outcome"]) == ("connected", "connected"), (held, took)
-        rung_by_other = [leg["member_id"] for leg in records.legs(other.db, took["call_id"])]
-        assert rung_by_other == [second.id], other.log()  # the first was busy on the holder
-        assert len(consultants[first.id].received("INVITE")) == 1  # rung once, by the holder
-        assert len(consultants[second.id].received("INVITE")) == 1
-        assert [e["member_id"] for e in connected_events(other)] == [second.id]
+            held, took = records.only_call(holder.db), records.only_call(other.db)
+            assert (held["outcome"], took["outcome"]) == ("connected", "connected"), (held, took)
+            rung_by_other = [leg["member_id"] for leg in records.legs(other.db, took["call_id"])]
+            assert rung_by_other == [second.id], other.log()  # the first was busy on the holder
+            assert len(run.consultants[first.id].received("INVITE")) == 1  # by the holder only
+            assert len(run.consultants[second.id].received("INVITE")) == 1
+            assert [e["member_id"] for e in connected_events(other)] == [second.id]
+            assert run.retained_claims() == []  # every claim released when its call ended
+
+
+class TestRace:
+    """Two GPs at once, one on each node: both hunts want the first consultant in the same
+    instant. Whatever the timing, the first consultant answers one call only, a leg given up to
+    the other node ends as busy (never blamed on the consultant), and both GPs connect."""
+
+    def test_two_nodes_hunting_at_once_never_both_reach_one_consultant(
+        self, tmp_path: Path, prompt_cache: Path
+    ) -> None:
+        with two_nodes(tmp_path, prompt_cache) as run:
+            engines, first, second = run.engines, run.first, run.second
+            gps = [run.gp(f"gp-{i}", talk_ms=1500) for i in range(2)]
+            for gp in gps:
+                assert gp.wait(40) == 0, gp.explain() + "".join(e.log() for e in engines)
+            run.finish()
+
+            rows = [records.only_call(e.db) for e in engines]  # one call on each node
+            assert [r["outcome"] for r in rows] == ["connected", "connected"], rows
+            connected = sorted(e["member_id"] for n in engines for e in connected_events(n))
+            assert connected == [first.id, second.id]
+            legs = [leg for n, r in zip(engines, rows, strict=True)
+                    for leg in records.legs(n.db, r["call_id"])]  # fmt: skip
+            to_first = [leg for leg in legs if leg["member_id"] == first.id]
+            assert [leg["result"] for leg in to_first].count("accepted") == 1, legs
+            assert {leg["result"] for leg in to_first} <= {"accepted", "busy"}, legs
+            # an ACK follows each 200 to an INVITE: the first consultant answered one call
+            assert len(run.consultants[first.id].received("ACK")) == 1, "answered twice"
+            assert run.retained_claims() == []
 
 
 def free_udp_port(host: str) -> int:
