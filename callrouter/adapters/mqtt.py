@@ -349,6 +349,7 @@ class MqttBus:
                 queue, retain = (self._state, True) if self._state else (self._pending, False)
                 item = queue[0]
                 await client.publish(item[0], item[1], qos=QOS, retain=retain)
+                _raise_if_cancelled()
                 # Only pop what was sent: if the queue overflowed meanwhile, the head moved on.
                 if queue and queue[0] is item:
                     queue.popleft()
@@ -387,3 +388,13 @@ class MqttBus:
                 self._rejections("refused_command", len(payload))
         answer = {**answer, "node": self.node_id}
         self._enqueue(self.response_topic, json.dumps(answer, ensure_ascii=False).encode())
+
+
+def _raise_if_cancelled() -> None:
+    """Honour a cancellation that was swallowed: on Python 3.11, ``asyncio.wait_for`` (inside
+    aiomqtt's publish) loses one that lands as the PUBACK arrives, and the pump would wait on
+    for ever, holding up the session's end. Only in a task of our own that nothing uncancels
+    (3.11's TaskGroup leaves its parent's count raised after a child fails)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -77,9 +77,8 @@ async def running(*buses: MqttBus) -> AsyncIterator[None]:
     finally:
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        done, _ = await asyncio.wait(tasks, timeout=WAIT)
+        assert len(done) == len(tasks), "a bus did not stop when cancelled"
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
