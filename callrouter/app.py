@@ -135,7 +135,7 @@ async def _run_with_store(
         metrics.set_worker_slots_free(pool.free_slots)  # over every worker
         edge = await start_edge(cfg, workers, readies, edge_port(cfg, options.sip_port))
 
-        share = busy_share(cfg)  # busy state shared with the other engine nodes, if any
+        share = busy_share(cfg, metrics.busy_race_lost)  # with the other engine nodes, if any
         bus = _bus(cfg, metrics, trail, cover, share)
         if bus is not None:
             bus_task = asyncio.create_task(bus.run(), name="mqtt")

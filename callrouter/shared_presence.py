@@ -21,12 +21,13 @@ from callrouter.settings.config import Config
 GiveUpLeg = Callable[[str, str], None]  # call id, core leg name (Engine.give_up_leg)
 
 
-def busy_share(config: Config) -> BusyShare | None:
+def busy_share(config: Config, on_race_lost: Callable[[], None]) -> BusyShare | None:
     """The bus channel for busy state, when config.yaml has a bus and shares busy state."""
     mqtt = config.mqtt
     if mqtt is None or not mqtt.share_busy:
         return None
-    return BusyShare(mqtt.topic_prefix, mqtt.client_id, ttl=mqtt.busy_ttl_seconds)
+    ttl = mqtt.busy_ttl_seconds
+    return BusyShare(mqtt.topic_prefix, mqtt.client_id, ttl=ttl, on_race_lost=on_race_lost)
 
 
 class SharedPresence(EnginePresence):

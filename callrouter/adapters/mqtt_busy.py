@@ -84,6 +84,7 @@ class BusyShare:
         *,
         ttl: float = DEFAULT_TTL,
         clock: Callable[[], float] = time.time,
+        on_race_lost: Callable[[], None] | None = None,
     ) -> None:
         if not LEVEL.match(node_id):
             raise ValueError(f"node id {node_id!r}: one topic level of [A-Za-z0-9_.-]")
@@ -97,6 +98,7 @@ class BusyShare:
         # Called with a member id when a race is lost: end our ringing legs to them.
         self.on_yield: Callable[[str], None] | None = None
         self.yielded = 0  # races lost (legs given up to another node)
+        self._on_race_lost = on_race_lost  # the metric
         self._yielding: set[str] = set()  # members given up, until our claim is released
 
     def __repr__(self) -> str:
@@ -144,8 +146,7 @@ class BusyShare:
             self._send(claim)
         if member_id in self._yielding or not self._book.must_yield(member_id, now):
             return False
-        self._yielding.add(member_id)
-        self.yielded += 1
+        self._lost_race(member_id)
         return True
 
     def release(self, member_id: str) -> None:
@@ -192,11 +193,16 @@ class BusyShare:
             self._reject("too_many_members", len(payload))
             return
         if must_yield and member_id not in self._yielding:  # once per claim of ours
-            self._yielding.add(member_id)
-            self.yielded += 1
+            self._lost_race(member_id)
             log.warning("busy_race_lost", member_id=member_id, to_node=node, phase=claim.phase.name)
             if self.on_yield is not None:
                 self.on_yield(member_id)
+
+    def _lost_race(self, member_id: str) -> None:
+        self._yielding.add(member_id)
+        self.yielded += 1
+        if self._on_race_lost is not None:
+            self._on_race_lost()
 
     def _on_status(self, rest: str, payload: bytes) -> None:
         node = rest.removesuffix("/status")

@@ -49,8 +49,14 @@ class Clock:
         return self.now
 
 
-def node(port: int, name: str, clock: Callable[[], float], ttl: float = 60.0) -> MqttBus:
-    share = BusyShare(PREFIX, name, ttl=ttl, clock=clock)
+def node(
+    port: int,
+    name: str,
+    clock: Callable[[], float],
+    ttl: float = 60.0,
+    on_race_lost: Callable[[], None] | None = None,
+) -> MqttBus:
+    share = BusyShare(PREFIX, name, ttl=ttl, clock=clock, on_race_lost=on_race_lost)
     return MqttBus(
         "127.0.0.1",
         port,
@@ -171,7 +177,9 @@ class TestSharing:
     ) -> None:
         async def scenario() -> None:
             clock = Clock()
-            a, b = node(broker.port, "node-a", clock), node(broker.port, "node-b", clock)
+            races_lost: list[str] = []
+            a = node(broker.port, "node-a", clock, on_race_lost=lambda: races_lost.append("a"))
+            b = node(broker.port, "node-b", clock, on_race_lost=lambda: races_lost.append("b"))
             lost: dict[str, list[str]] = {"node-a": [], "node-b": []}
             share_of(a).on_yield = lost["node-a"].append
             share_of(b).on_yield = lost["node-b"].append
@@ -190,6 +198,7 @@ class TestSharing:
                 await asyncio.sleep(0.1)  # room for a wrong or repeated verdict to arrive
             assert lost == {"node-a": ["dr-x"], "node-b": []}  # b claimed first and keeps it
             assert (share_of(a).yielded, share_of(b).yielded) == (1, 0)
+            assert races_lost == ["a"]  # the metric's hook, once
 
         asyncio.run(scenario())
 
