@@ -184,7 +184,11 @@ class EdgeConfig(Frozen):
             raise FieldError("only an edge this node runs (enabled: true) has workers to list",
                              "remote_workers")  # fmt: skip
         seen: dict[tuple[str, int], int] = {}
+        here = ipaddress.ip_address(self.listen_host)
         for index, group in enumerate(self.remote_workers):
+            if ipaddress.ip_address(group.host) == here:
+                msg = "is the edge's own address: this host's workers come from sip.workers"
+                raise FieldError(msg, "remote_workers", index, "host")
             host = str(ipaddress.ip_address(group.host))
             for port in group.ports:
                 if (host, port) in seen:

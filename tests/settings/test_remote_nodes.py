@@ -62,6 +62,10 @@ class TestEdgeWithRemoteWorkers:
             ({"enabled": True, "remote_workers": [{**REMOTE, "count": 0}]}, "greater than"),
             ({"enabled": True, "remote_workers": [REMOTE, {**REMOTE, "port": 5071}]}, "listed"),
             ({"enabled": True, "remote_workers": [{**REMOTE, "max_calls": 0}]}, "greater than"),
+            (
+                {"enabled": True, "listen_host": "192.0.2.20", "remote_workers": [REMOTE]},
+                "the edge's own address",
+            ),
         ],
     )
     def test_bad_remote_workers_are_refused(self, edge: dict[str, object], message: str) -> None:
