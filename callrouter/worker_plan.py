@@ -14,12 +14,14 @@ at ``AUTO_WORKER_BYTES`` each, and what the RTP range can give ``MIN_RTP_PORTS``
 
 With an edge (``edge.enabled``) the workers' SIP sockets bind ``edge.worker_host`` (loopback)
 and only the edge talks to them; their media still binds ``sip.listen_host`` and is advertised
-as ``sip.public_host``. Pure functions apart from ``machine_worker_count``, which reads the
-machine once.
+as ``sip.public_host``. Behind an edge on another host (``edge.remote_edge``) they bind
+``sip.listen_host`` as without an edge, and the engine takes calls from that edge only. Pure
+functions apart from ``machine_worker_count``, which reads the machine once.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -168,6 +170,10 @@ def worker_allow(config: Config) -> tuple[str, ...]:
 def engine_trunk_check(config: Config) -> Callable[[str], bool]:
     """The engine's allow-list: behind an edge (which applies ``trunk_allow`` itself and is the
     only sender the workers see) the edge's worker-side address is allowed too."""
+    remote_edge = config.edge.remote_edge
+    if remote_edge is not None:  # behind an edge on another host: nobody else may send calls
+        edge_address = ipaddress.ip_address(remote_edge)
+        return lambda address: _same_address(address, edge_address)
     if not config.edge.enabled:
         return config.sip.trunk_allows
     edge_host = config.edge.worker_host
@@ -176,3 +182,10 @@ def engine_trunk_check(config: Config) -> Callable[[str], bool]:
         return address == edge_host or config.sip.trunk_allows(address)
 
     return allowed
+
+
+def _same_address(address: str, wanted: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    try:
+        return ipaddress.ip_address(address) == wanted
+    except ValueError:
+        return False

@@ -69,14 +69,21 @@ def plan_edge(
         listen_host=edge.listen_host,
         listen_port=port,
         worker_host=edge.worker_host,
-        workers=tuple(
-            EdgeWorker(
-                w.worker_id,
-                w.listen_port,
-                max(1, slots.get(w.worker_id, 4) // 2),
-                standby=w.worker_id not in slots,
-            )
-            for w in workers
+        workers=(
+            *(
+                EdgeWorker(
+                    w.worker_id,
+                    w.listen_port,
+                    max(1, slots.get(w.worker_id, 4) // 2),
+                    standby=w.worker_id not in slots,
+                )
+                for w in workers
+            ),
+            *(
+                EdgeWorker(f"r{i}.{j}", port, group.max_calls, host=str(group.host))
+                for i, group in enumerate(edge.remote_workers)
+                for j, port in enumerate(group.ports)
+            ),
         ),
         trunk_allow=tuple(str(network) for network in config.sip.trunk_allow),
         run_dir=edge.run_dir,
@@ -168,7 +175,8 @@ class EdgeSignals:
         """Put the worker on ``port`` into the dispatching (it has just started) or take it out
         (it is retiring); remembered in the plan, so a restarted edge starts from it too."""
         workers = tuple(
-            replace(w, standby=not active) if w.port == port else w for w in self.plan.workers
+            replace(w, standby=not active) if w.port == port and w.host is None else w
+            for w in self.plan.workers
         )
         self.plan = replace(self.plan, workers=workers)
         self._tell(f"{WORKER_STATE_HEADER}: {port} {'ap' if active else 'd'}\r\n")
@@ -189,10 +197,10 @@ class EdgeSignals:
         """Tell the edge a worker died (``w0`` or a restart's ``w0.2``): it ends that worker's
         calls with a BYE to each GP. From ``worker_host``, the only source it takes this from."""
         name = worker_id.split(".", 1)[0]
-        ports = [w.port for w in self.plan.workers if w.name == name]
+        ports = [w.port for w in self.plan.workers if w.name == name and w.host is None]
         if not ports:
             return
-        self._tell(f"{WORKER_DOWN_HEADER}: {ports[0]}\r\n")
+        self._tell(f"{WORKER_DOWN_HEADER}: {self.plan.worker_host}:{ports[0]}\r\n")
         log.warning("edge_told_worker_down", worker=worker_id, port=ports[0])
 
 

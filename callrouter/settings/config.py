@@ -140,6 +140,33 @@ def _loopback(value: str) -> str:
     return value
 
 
+def _reachable(value: str) -> str:
+    address = ipaddress.ip_address(value)
+    if address.is_loopback or address.is_unspecified:
+        raise ValueError(f"{value} is not an address another host can reach")
+    return value
+
+
+class RemoteWorkers(Frozen):
+    """SIP workers of another engine node, which the edge reaches over the network (that node
+    runs with ``edge.remote_edge`` set to this edge's address)."""
+
+    host: Annotated[IpAddress, AfterValidator(_reachable)]
+    port: Port  # the first worker's SIP port: that node's sip.listen_port
+    count: Annotated[int, Field(ge=1, le=worker_plan.MAX_WORKERS)] = 1  # on port, port + 1...
+    max_calls: Annotated[int, Field(ge=1, le=10_000)] = 2  # calls each is given: half its legs
+
+    @model_check(mode="after")
+    def _ports_fit(self) -> Self:
+        if self.port + self.count - 1 > 65535:  # the highest port number
+            raise FieldError(f"{self.count} workers from port {self.port} run past 65535", "count")
+        return self
+
+    @property
+    def ports(self) -> range:
+        return range(self.port, self.port + self.count)
+
+
 class EdgeConfig(Frozen):
     """The Kamailio SIP edge: the only public SIP socket, in front of the workers (which then
     listen on ``worker_host``, loopback). ``callrouter run`` starts and supervises it."""
@@ -157,6 +184,33 @@ class EdgeConfig(Frozen):
     pike_seconds: Annotated[int, Field(ge=1, le=60)] = 2
     kamailio: ConfigPath = Path("/usr/sbin/kamailio")
     run_dir: ConfigPath = resolved("var/edge")  # generated kamailio.cfg and its pid/ctl files
+    # Workers of other engine nodes this edge also gives calls to (across machines)
+    remote_workers: tuple[RemoteWorkers, ...] = ()
+    # This node runs no edge: the edge at this address (on another host) lists its workers,
+    # which then listen on sip.listen_host and take calls from that address only
+    remote_edge: Annotated[IpAddress, AfterValidator(_reachable)] | None = None
+
+    @model_check(mode="after")
+    def _one_role(self) -> Self:
+        if self.remote_edge is not None and self.enabled:
+            msg = "a node runs the edge (enabled) or sits behind one on another host, not both"
+            raise FieldError(msg, "remote_edge")
+        if self.remote_workers and not self.enabled:
+            raise FieldError("only an edge this node runs (enabled: true) has workers to list",
+                             "remote_workers")  # fmt: skip
+        seen: dict[tuple[str, int], int] = {}
+        here = ipaddress.ip_address(self.listen_host)
+        for index, group in enumerate(self.remote_workers):
+            if ipaddress.ip_address(group.host) == here:
+                msg = "is the edge's own address: this host's workers come from sip.workers"
+                raise FieldError(msg, "remote_workers", index, "host")
+            host = str(ipaddress.ip_address(group.host))
+            for port in group.ports:
+                if (host, port) in seen:
+                    msg = f"{host}:{port} is listed already (remote_workers[{seen[host, port]}])"
+                    raise FieldError(msg, "remote_workers", index)
+                seen[host, port] = index
+        return self
 
 
 class LimitsConfig(Frozen):
@@ -193,6 +247,11 @@ class MqttConfig(Frozen):
     # Take live rota overrides from <prefix>/commands/override (off unless asked for: whoever
     # may publish there changes who is rung, so the broker's ACLs must restrict it first).
     live_cover: bool = False
+    # Share which consultants this node is ringing or talking to with the other engine nodes on
+    # the bus (each node needs its own client_id), and skip those they claim. A claim not
+    # refreshed for busy_ttl_seconds (a node cut off from the bus) stops counting.
+    share_busy: bool = True
+    busy_ttl_seconds: Annotated[float, Field(ge=5, le=3600)] = 60.0
 
     @model_check(mode="after")
     def _password_needs_user(self) -> Self:
@@ -305,6 +364,12 @@ class Config(Frozen):
                 raise FieldError(msg, "edge", "listen_port")
             if port in rtp:
                 raise FieldError("falls inside the RTP port range", "edge", "listen_port")
+        if self.edge.remote_edge is not None:
+            try:
+                _reachable(self.sip.listen_host)
+            except ValueError:
+                msg = "the edge on another host cannot reach workers here: use this host's address"
+                raise FieldError(msg, "sip", "listen_host") from None
         return self
 
     @property

@@ -178,7 +178,8 @@ class LegTable:
         try:
             call.makeCall(cmd.uri, op)
         except pj.Error as exc:
-            del self.legs[cmd.leg]
+            if self.legs.pop(cmd.leg, None) is None:
+                return  # a callback inside makeCall already ended the leg and reported it
             too_many = "too many" in exc.info().lower()  # PJ_ETOOMANY: a slot is being freed
             if not (too_many and self.slot_waits.wait(cmd, give_up_at)):
                 self._fail_at_once(cmd.leg, 503 if too_many else 500, exc.info())
