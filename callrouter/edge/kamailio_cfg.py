@@ -106,8 +106,8 @@ class EdgeWorker:
     name: str
     port: int
     max_calls: int
-    standby: bool = False  # started on demand: out of the dispatching until the engine says
     host: str | None = None  # another engine node's worker; None: this host's worker_host
+    standby: bool = False  # started on demand: out of the dispatching until the engine says
 
 
 @dataclass(frozen=True, slots=True)
