@@ -271,7 +271,7 @@ class Engine:
         call_id = uuid.uuid4().hex[:16]
         gp_leg = event.leg
         env = dataclasses.replace(self._env, free_legs=lambda: self._free_beside(gp_leg))
-        flow = CallFlow(call_id, dialplan, env, self._clock())
+        flow = CallFlow(call_id, env.lines[dialplan.area], env, self._clock())
         session = CallSession(call_id, gp_leg, event.from_user, flow)
         session.legs[e.GP] = gp_leg
         self._sessions[call_id] = session

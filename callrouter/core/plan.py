@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from callrouter.settings.dialplan import HuntPolicy
 
+__all__ = ["Candidate", "HuntPlan", "HuntPolicy", "Tier"]
+
 
 @dataclass(frozen=True, slots=True)
 class Candidate:

@@ -7,7 +7,6 @@ how long each consultant rings and whether they must press 1 to accept.
 
 from __future__ import annotations
 
-import re
 from datetime import time
 from enum import StrEnum
 from typing import Annotated, Literal, Self
@@ -302,13 +301,3 @@ class Dialplan(Frozen):
 
         walk(self.menu)
         return found
-
-
-def normalise_number(number: str) -> str:
-    """A caller or called number in one comparable form: UK national (0…) digits only."""
-    digits = re.sub(r"[^0-9+]", "", number)
-    if digits.startswith("+44"):
-        return "0" + digits[3:]
-    if digits.startswith("0044"):
-        return "0" + digits[4:]
-    return digits.lstrip("+")
