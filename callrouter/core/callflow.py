@@ -30,18 +30,17 @@ from callrouter.core import events as ev
 from callrouter.core import ivr_session as iv
 from callrouter.core.commands import Answer, Hangup, Play, Prompt, StopPlay
 from callrouter.core.directory import UNKNOWN, CallerIdentity
-from callrouter.core.env import Effect, FlowEnv, IllegalEvent, PlanSource
+from callrouter.core.env import Effect, FlowEnv, IllegalEvent, IllegalTransition, PlanSource
 from callrouter.core.events import GP
-from callrouter.core.hunting import Accept, Exhausted, Hunt, HuntOutcome
+from callrouter.core.hunting import Accept, Hunt, HuntOutcome, HuntOver, LegEvent
 from callrouter.core.ivr_session import IvrOutcome, IvrSession
-from callrouter.core.legs import Leg, LegBook, LegPhase, late_report, result_for_status
+from callrouter.core.legs import Leg, LegBook, LegPhase, result_for_status
 from callrouter.core.line import Line
 from callrouter.core.timers import Timers
 
 __all__ = ["CallFlow", "Effect", "FlowEnv", "IllegalEvent", "IllegalTransition", "PlanSource"]
 
 FAREWELL_LIMIT_SECONDS = 60.0  # a goodbye prompt that never reports done still ends the call
-SURVEY_SECONDS = 8.0
 
 
 class State(Enum):
@@ -75,11 +74,9 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 _GP_LEFT = dict.fromkeys((S.OFFERED, S.GREETING, S.NHS, S.MENU), d.EndReason.GP_HANGUP_IVR)
 _GP_LEFT |= {S.HUNTING: d.EndReason.GP_HANGUP_HUNT}
 _GP_LEFT |= {S.BRIDGED: d.EndReason.COMPLETED, S.SURVEY: d.EndReason.COMPLETED}
+LateReport = ev.LegFailed | ev.HungUp | ev.LegAnswered | ev.Lost
+_TO_HUNT = (ev.LegRinging, ev.LegAnswered, ev.Digit, ev.PromptDone)  # in HUNTING
 _LEG_ENDS = (ev.LegFailed, ev.LegAnswered, ev.HungUp, ev.Lost)  # what may come after the end
-
-
-class IllegalTransition(Exception):
-    """A change of state the table does not declare (a bug in the flow); the state is unchanged."""
 
 
 class CallFlow:
@@ -91,14 +88,13 @@ class CallFlow:
         self.env = env
         self.state = State.OFFERED
         self.legs = LegBook(call_id, env.stats)
-        self.timers = Timers()  # "digit", "wait", "call", "farewell", and one per leg name
+        self.timers = Timers()  # "digit" (IVR, survey), "call" (talk) and "farewell"
         self.ivr = IvrSession(line)
         self.hunt: Hunt | None = None  # while HUNTING
         self.caller: CallerIdentity = UNKNOWN
         self.specialty: str | None = None
         self.winner: Leg | None = None
         self.answered_at = now
-        self.chosen_at: float | None = None
         self.connected_at: float | None = None
         self.talk_end_at: float | None = None
         self.end_reason = d.EndReason.COMPLETED  # said in FAREWELL, reported at the end
@@ -130,8 +126,6 @@ class CallFlow:
     def ended(self) -> bool:
         return self.state is State.ENDED
 
-    # -- helpers ----------------------------------------------------------------------------
-
     def _go(self, to: State) -> None:
         if to not in TRANSITIONS[self.state]:
             raise IllegalTransition(f"{self.state.name} -> {to.name}")
@@ -154,22 +148,17 @@ class CallFlow:
         self._play_gp(prompt)
         self.timers.set("farewell", now + FAREWELL_LIMIT_SECONDS)
 
-    def _ignore(self, event: ev.Event, now: float) -> None:
-        """A race made this legal and it changes nothing (see rule 3)."""
+    def _ignore(self, event: ev.Event, now: float) -> None:  # made legal by a race (rule 3)
+        pass
 
     # -- OFFERED ------------------------------------------------------------------------------
 
     def _on_offered(self, event: ev.Offered, now: float) -> None:
-        line = self.line
+        line, cid = self.line, self.call_id
         who = self.caller = line.callers.identify(event.caller)
         self.answered_at = now
-        self._out += (
-            d.CallOffered(
-                self.call_id, now, line.area, event.caller, who.practice_name, who.clinician
-            ),
-            Answer(),
-            d.CallAnswered(self.call_id, now),
-        )
+        offered = d.CallOffered(cid, now, line.area, event.caller, who.practice_name, who.clinician)
+        self._out += (offered, Answer(), d.CallAnswered(cid, now))
         if not self.env.is_open(line.area, now):
             self._farewell(line.prompts.out_of_hours, d.EndReason.OUT_OF_HOURS, now)
         elif not who.known and line.reject_unknown:
@@ -200,7 +189,7 @@ class CallFlow:
     def _ivr_prompt_done(self, event: ev.PromptDone, now: float) -> None:
         if event.leg == GP and self.gp_prompt:
             self.gp_prompt = False
-            self.timers.set("digit", now + self.line.ivr.first_digit_seconds)
+            self.timers.set("digit", now + self.ivr.first_wait)
 
     def _nhs_key(self, event: ev.Digit, now: float) -> None:
         self._keyed(self.ivr.nhs_digit(event.digit), now)
@@ -238,7 +227,6 @@ class CallFlow:
     def _specialty_chosen(self, specialty: str, now: float) -> None:
         line, env = self.line, self.env
         self.specialty = specialty
-        self.chosen_at = now
         waited = now - self.answered_at
         self._out.append(d.SpecialtyChosen(self.call_id, now, line.area, specialty, waited))
         plan = env.plans.plan(line.area, specialty, now)
@@ -247,7 +235,6 @@ class CallFlow:
             return
         self._go(State.HUNTING)
         hunt = self.hunt = Hunt(line, plan, env, self.legs, caller=self.caller, now=now)
-        self.timers.set("wait", now + plan.policy.max_wait_seconds)
         self._play_gp(*line.prompts.hunting)
         self._hunted(hunt.start(now, self._out), now)
 
@@ -255,48 +242,34 @@ class CallFlow:
 
     def _hunted(self, outcome: HuntOutcome, now: float) -> None:
         match outcome:
-            case Accept(leg):
-                self._accept(leg, now)
-            case Exhausted():
-                self._give_up(d.EndReason.NOBODY_ACCEPTED, now)
-
-    def _give_up(self, reason: d.EndReason, now: float) -> None:
-        """End the hunt: cancel every leg, apologise to the GP, then hang up."""
-        self._stop_hunt(now)
-        self._out.append(StopPlay(GP))
-        self._farewell(self.line.prompts.nobody, reason, now)
+            case Accept(leg):  # bridge the winner; the other legs are cancelled
+                assert self.hunt is not None
+                self.hunt.connect(leg, now, self._out)
+                self.hunt, self.winner, self.connected_at = None, leg, now
+                self._go(State.BRIDGED)
+                self.gp_prompt = False
+                self.timers.set("call", now + self.env.max_call_seconds)
+            case HuntOver(reason):  # cancel every leg, apologise to the GP, then hang up
+                self._stop_hunt(now)
+                self._out.append(StopPlay(GP))
+                self._farewell(self.line.prompts.nobody, reason, now)
 
     def _stop_hunt(self, now: float) -> None:
         if self.hunt is not None:
             self.hunt.stop(self.winner, now, self._out)
             self.hunt = None
-        self.timers.clear("wait")
 
     def _lost(self, leg: Leg, result: d.LegResult, status: int, now: float) -> None:
-        if self.hunt is None:
-            self._out += self.legs.close(leg, result, status, now)
-        else:
-            self._hunted(self.hunt.lost(leg, result, status, now, self._out), now)
+        assert self.hunt is not None  # outside the hunt the winner is the only live leg
+        self._hunted(self.hunt.lost(leg, result, status, now, self._out), now)
 
-    def _on_ringing(self, event: ev.LegRinging, now: float) -> None:
-        assert self.hunt is not None
-        self.hunt.ringing(self.legs[event.leg], now, self._out)
-
-    def _on_leg_answered(self, event: ev.LegAnswered, now: float) -> None:
-        assert self.hunt is not None
-        self._hunted(self.hunt.answered(self.legs[event.leg], now, self._out), now)
-
-    def _consultant_key(self, event: ev.Digit, now: float) -> None:
-        if event.leg != GP:  # the GP is on hold: keys do nothing
-            assert self.hunt is not None
-            self._hunted(self.hunt.key(self.legs[event.leg], event.digit, now, self._out), now)
-
-    def _hunting_prompt_done(self, event: ev.PromptDone, now: float) -> None:
+    def _to_hunt(self, event: LegEvent, now: float) -> None:
+        """What a consultant's leg reports goes to the hunt; the GP only holds."""
         if event.leg != GP:
             assert self.hunt is not None
-            self.hunt.whisper_done(self.legs[event.leg], now)
-        elif self.gp_prompt:
-            self._play_gp(self.line.prompts.hold, loop=True)
+            self._hunted(self.hunt.report(event, self.legs[event.leg], now, self._out), now)
+        elif isinstance(event, ev.PromptDone) and self.gp_prompt:
+            self._play_gp(self.line.prompts.hold, loop=True)  # "hunting" said: music till then
 
     def _on_leg_failed(self, event: ev.LegFailed, now: float) -> None:
         self._leg_over(self.legs[event.leg], result_for_status(event.status), event.status, now)
@@ -311,13 +284,11 @@ class CallFlow:
     def _leg_over(self, leg: Leg, if_unanswered: d.LegResult, status: int, now: float) -> None:
         """The far side ended ``leg``: a report of one we ended, the winner leaving, or a loss."""
         phase, leg.phase = leg.phase, LegPhase.DONE
-        if phase.ended:
-            return  # the report of a leg we already ended
         if phase is LegPhase.ACCEPTED:
             self._consultant_left(leg, now)
-            return
-        result = d.LegResult.HUNG_UP if phase is LegPhase.WHISPER else if_unanswered
-        self._lost(leg, result, status, now)
+        elif not phase.ended:  # else the report of a leg we already ended
+            result = d.LegResult.HUNG_UP if phase is LegPhase.WHISPER else if_unanswered
+            self._lost(leg, result, status, now)
 
     def _on_media_timeout(self, event: ev.MediaTimeout, now: float) -> None:
         if event.leg == GP:
@@ -332,17 +303,6 @@ class CallFlow:
             self._consultant_left(leg, now)
         elif leg.phase.live:
             self._lost(leg, d.LegResult.ERROR, 0, now)
-
-    def _accept(self, leg: Leg, now: float) -> None:
-        assert self.hunt is not None
-        self.hunt.connect(leg, now, self._out)
-        self.hunt = None
-        self.timers.clear("wait")
-        self.winner = leg
-        self._go(State.BRIDGED)
-        self.connected_at = now
-        self.gp_prompt = False
-        self.timers.set("call", now + self.env.max_call_seconds)
 
     # -- BRIDGED, SURVEY, FAREWELL --------------------------------------------------------------
 
@@ -362,32 +322,20 @@ class CallFlow:
         if event.leg == GP:
             self._keyed(self.ivr.survey_digit(event.digit), now)
 
-    def _survey_prompt_done(self, event: ev.PromptDone, now: float) -> None:
-        if event.leg == GP and self.gp_prompt:
-            self.gp_prompt = False
-            self.timers.set("digit", now + SURVEY_SECONDS)
-
     def _farewell_done(self, event: ev.PromptDone, now: float) -> None:
         if event.leg == GP and self.gp_prompt:
             self.gp_prompt = False
             self._finish(self.end_reason, now)
 
-    def _late_report(
-        self, event: ev.LegFailed | ev.HungUp | ev.LegAnswered | ev.Lost, now: float
-    ) -> None:
+    def _late_report(self, event: LateReport, now: float) -> None:
         """After the hunt, only reports of legs we already ended may arrive."""
-        if event.leg != GP:
-            answered = isinstance(event, ev.LegAnswered)
-            leg = self.legs[event.leg]
-            self._out += late_report(leg, type(event).__name__, answered=answered)
+        self._out += self.legs.late_report(event)
 
     # -- any state: deadlines, lost legs, the end -----------------------------------------------
 
     def _on_tick(self, event: ev.Tick, now: float) -> None:
         if self.hunt is not None:
             self._hunted(self.hunt.tick(now, self._out), now)
-        if self.state is State.HUNTING and self.timers.due("wait", now):
-            self._give_up(d.EndReason.MAX_WAIT, now)
         if self.timers.due("call", now):
             self._finish(d.EndReason.MAX_CALL_LENGTH, now)
         if self.timers.due("digit", now):
@@ -415,9 +363,8 @@ class CallFlow:
         start, end = self.connected_at, self.talk_end_at or now
         talk = 0.0 if start is None else end - start
         area, specialty = self.line.area, self.specialty
-        self._out.append(
-            d.CallEnded(self.call_id, now, area, specialty, reason, start is not None, talk)
-        )
+        ended = d.CallEnded(self.call_id, now, area, specialty, reason, start is not None, talk)
+        self._out.append(ended)
 
 
 F = CallFlow
@@ -438,16 +385,9 @@ DISPATCH: dict[State, _Row] = {
     S.GREETING: {**_ANY_TIME, ev.PromptDone: F._greeting_done, ev.Digit: F._greeting_key},
     S.NHS: {**_ANY_TIME, ev.PromptDone: F._ivr_prompt_done, ev.Digit: F._nhs_key},
     S.MENU: {**_ANY_TIME, ev.PromptDone: F._ivr_prompt_done, ev.Digit: F._menu_key},
-    S.HUNTING: {
-        **_ANY_TIME,
-        ev.LegRinging: F._on_ringing,
-        ev.LegAnswered: F._on_leg_answered,
-        ev.LegFailed: F._on_leg_failed,
-        ev.Digit: F._consultant_key,
-        ev.PromptDone: F._hunting_prompt_done,
-    },
+    S.HUNTING: {**_ANY_TIME, **dict.fromkeys(_TO_HUNT, F._to_hunt), ev.LegFailed: F._on_leg_failed},
     S.BRIDGED: {**_ANY_TIME, **_LATE, ev.Digit: F._ignore, ev.PromptDone: F._ignore},
-    S.SURVEY: {**_ANY_TIME, **_LATE, ev.Digit: F._survey_key, ev.PromptDone: F._survey_prompt_done},
+    S.SURVEY: {**_ANY_TIME, **_LATE, ev.Digit: F._survey_key, ev.PromptDone: F._ivr_prompt_done},
     S.FAREWELL: {**_ANY_TIME, **_LATE, ev.Digit: F._ignore, ev.PromptDone: F._farewell_done},
     S.ENDED: dict.fromkeys(_LEG_ENDS, F._late_report),
 }

@@ -21,6 +21,10 @@ class IllegalEvent(Exception):
     """The event cannot happen in this state; the flow is unchanged."""
 
 
+class IllegalTransition(Exception):
+    """A change of state the table does not declare (a bug in the flow); the state is unchanged."""
+
+
 class PlanSource(Protocol):
     def plan(self, area: str, specialty: str, now: float) -> HuntPlan: ...
 

@@ -6,7 +6,8 @@ up); the legs themselves live in the flow's ``LegBook``, which outlives the hunt
 reports. Each method appends its effects to the ``out`` it is given and returns:
 
 - ``Accept(leg)``: ``leg``'s consultant takes the call (pressed 1, or no accept is required);
-- ``Exhausted()``: nobody is left to ring and no leg is in flight;
+- ``HuntOver(reason)``: nobody is left to ring and no leg is in flight, or the GP's longest
+  wait ran out;
 - ``None``: the hunt goes on.
 
 The flow ends the hunt with ``connect`` (the winner bridged, the other legs cancelled) or
@@ -21,7 +22,7 @@ from callrouter.core import domain as d
 from callrouter.core.commands import Bridge, Dial, Hangup, Play, StopPlay
 from callrouter.core.directory import CallerIdentity
 from callrouter.core.env import Effect, FlowEnv, IllegalEvent
-from callrouter.core.events import GP
+from callrouter.core.events import GP, Digit, LegAnswered, LegRinging, PromptDone
 from callrouter.core.hunt import Hunter, Ring
 from callrouter.core.legs import Leg, LegBook, LegPhase
 from callrouter.core.line import Line
@@ -37,11 +38,12 @@ class Accept:
 
 
 @dataclass(frozen=True, slots=True)
-class Exhausted:
-    pass
+class HuntOver:
+    reason: d.EndReason
 
 
-HuntOutcome = Accept | Exhausted | None
+HuntOutcome = Accept | HuntOver | None
+LegEvent = LegRinging | LegAnswered | Digit | PromptDone
 
 
 class Hunt:
@@ -79,7 +81,8 @@ class Hunt:
         strategy = env.strategy_for(plan.policy)
         self._hunter = Hunter(plan, strategy, env.presence, env.stats, env.free_legs())
         self._legs = legs
-        self._timers = Timers()  # by leg name
+        self._timers = Timers()  # each leg's by its name, and the GP's longest "wait"
+        self._timers.set("wait", now + plan.policy.max_wait_seconds)
         self._display = practice or "GP advice line"
         self._whisper = line.whisper.for_call(practice, specialty)
 
@@ -97,7 +100,7 @@ class Hunt:
         return self._ring(self._hunter.start(now), now, out)
 
     def _ring(self, rings: list[Ring], now: float, out: list[Effect]) -> HuntOutcome:
-        """Ring whom the hunter says; Exhausted when it has nobody left."""
+        """Ring whom the hunter says; over when it has nobody left."""
         for ring in rings:
             who = ring.candidate
             leg = self._legs.open(who, ring.tier, now)
@@ -108,7 +111,7 @@ class Hunt:
                     self._call_id, now, leg.name, who.member_id, who.uri, ring.tier, who.why
                 )
             )
-        return Exhausted() if self._hunter.exhausted() else None
+        return HuntOver(d.EndReason.NOBODY_ACCEPTED) if self._hunter.exhausted() else None
 
     def lost(
         self, leg: Leg, result: d.LegResult, status: int, now: float, out: list[Effect]
@@ -129,6 +132,19 @@ class Hunt:
         self._timers.clear_all()
 
     # -- what the consultants' legs report ---------------------------------------------------
+
+    def report(self, event: LegEvent, leg: Leg, now: float, out: list[Effect]) -> HuntOutcome:
+        """A consultant's leg reports ringing, an answer, a key, or the whisper's end."""
+        match event:
+            case LegRinging():
+                self.ringing(leg, now, out)
+            case LegAnswered():
+                return self.answered(leg, now, out)
+            case Digit(digit=digit):
+                return self.key(leg, digit, now, out)
+            case PromptDone():
+                self.whisper_done(leg, now)
+        return None
 
     def ringing(self, leg: Leg, now: float, out: list[Effect]) -> None:
         if leg.phase is LegPhase.DIALING:
@@ -193,5 +209,7 @@ class Hunt:
                     return outcome
         due = self._hunter.next_deadline()
         if due is not None and due <= now:
-            return self._ring(self._hunter.on_timer(now), now, out)
-        return None
+            outcome = self._ring(self._hunter.on_timer(now), now, out)
+            if outcome is not None:
+                return outcome
+        return HuntOver(d.EndReason.MAX_WAIT) if self._timers.due("wait", now) else None

@@ -24,6 +24,8 @@ from callrouter.core.commands import Prompt
 from callrouter.core.domain import EndReason
 from callrouter.core.line import Line, NhsCapture
 
+SURVEY_SECONDS = 8.0  # the wait for the GP's answer to the outcome question
+
 
 @dataclass(frozen=True, slots=True)
 class Say:
@@ -62,13 +64,14 @@ IvrOutcome = Say | Wait | NhsDone | Picked | Rated | GiveUp
 class IvrSession:
     """One GP's way through the NHS-number prompt and the menu tree."""
 
-    __slots__ = ("_attempts", "_hash_is_late", "_line", "_menu", "_nhs")
+    __slots__ = ("_attempts", "_hash_is_late", "_line", "_menu", "_nhs", "first_wait")
 
     def __init__(self, line: Line) -> None:
         self._line = line
         self._menu = ivr.MenuEntry(line.menu)
         self._nhs = ivr.NhsEntry(may_skip=line.nhs is not NhsCapture.REQUIRED)
         self._attempts = 0
+        self.first_wait = line.ivr.first_digit_seconds  # for a first key once a prompt ends
         # True from the end of NHS-number entry until the GP's first key in the menu: a '#' then
         # is the end of the number (pressed late, or twice), never a menu choice.
         self._hash_is_late = False
@@ -159,6 +162,7 @@ class IvrSession:
 
     def start_survey(self) -> Say:
         self._attempts = 0
+        self.first_wait = SURVEY_SECONDS
         return Say((self._line.prompts.consultant_gone, self._line.prompts.survey))
 
     def survey_digit(self, digit: str) -> IvrOutcome:

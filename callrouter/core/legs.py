@@ -13,7 +13,17 @@ from enum import Enum
 from callrouter.core import domain as d
 from callrouter.core.commands import Command, Hangup
 from callrouter.core.env import IllegalEvent
-from callrouter.core.events import GP, Event, LegAnswered, LegFailed, LegRinging, Offered, Tick
+from callrouter.core.events import (
+    GP,
+    Event,
+    HungUp,
+    LegAnswered,
+    LegFailed,
+    LegRinging,
+    Lost,
+    Offered,
+    Tick,
+)
 from callrouter.core.learning import MemberStats
 from callrouter.core.plan import Candidate
 
@@ -101,6 +111,18 @@ class LegBook:
         if event.leg != GP and event.leg not in self._legs:
             raise IllegalEvent(f"{type(event).__name__} for unknown leg {event.leg!r}")
 
+    def late_report(self, event: LegFailed | HungUp | LegAnswered | Lost) -> list[Command]:
+        """The shell's last word on a leg the flow already ended; a live leg cannot send one."""
+        if event.leg == GP:
+            return []
+        leg = self._legs[event.leg]
+        if not leg.phase.ended:
+            raise IllegalEvent(f"{type(event).__name__} for live leg {leg.name} after the end")
+        if isinstance(event, LegAnswered) and leg.phase is LegPhase.CLOSING:
+            return [Hangup(leg.name, "answered after cancel")]  # 200 crossed our CANCEL
+        leg.phase = LegPhase.DONE
+        return []
+
     def open(self, candidate: Candidate, tier: str, now: float) -> Leg:
         name = f"L{len(self._legs) + 1}"
         leg = self._legs[name] = Leg(name, candidate, tier, now)
@@ -132,16 +154,6 @@ class LegBook:
         answered = leg.answered_at - leg.started_at if leg.answered_at is not None else 0.0
         self._stats.record(leg.member, result, answered, now)
         return out
-
-
-def late_report(leg: Leg, event: str, *, answered: bool) -> list[Command]:
-    """The shell's last word on a leg the flow already ended; a live leg cannot send one."""
-    if not leg.phase.ended:
-        raise IllegalEvent(f"{event} for live leg {leg.name} after the end")
-    if answered and leg.phase is LegPhase.CLOSING:
-        return [Hangup(leg.name, "answered after cancel")]  # 200 crossed our CANCEL
-    leg.phase = LegPhase.DONE
-    return []
 
 
 def result_for_status(status: int) -> d.LegResult:
