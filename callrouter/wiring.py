@@ -8,12 +8,12 @@ from datetime import datetime
 import structlog
 
 from callrouter.adapters.metrics import Metrics
-from callrouter.core.calendar import is_open
 from callrouter.core.callflow import FlowEnv
 from callrouter.core.learning import MemberStats
-from callrouter.core.planner import RotaPlanSource
 from callrouter.core.strategies import strategy_named
 from callrouter.engine import EnginePresence
+from callrouter.oncall.calendar import is_open
+from callrouter.oncall.planner import RotaPlanSource
 from callrouter.prompt_set import recording_notice
 from callrouter.settings.compile import compile_lines
 from callrouter.settings.loader import Settings

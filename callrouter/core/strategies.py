@@ -11,9 +11,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from callrouter.core.learning import DELAY_BIN_SECONDS, MemberStats, hour_of, recent_of
-from callrouter.core.plan import Candidate
-from callrouter.settings.dialplan import HuntPolicy
-from callrouter.settings.dialplan import Strategy as StrategyName
+from callrouter.core.plan import Candidate, HuntPolicy, StrategyName
 
 # A member who missed a call this recently is rung after the others (auto-pause).
 PAUSE_AFTER_MISS_SECONDS = 300.0

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from callrouter.core.commands import Prompt
 from callrouter.core.directory import CallerDirectory, CallerIdentity, normalise_number
 from callrouter.core.line import IvrTimings, Line, LinePrompts, MenuNode, NhsCapture, Whisper
+from callrouter.core.plan import HuntPolicy
+from callrouter.settings import dialplan as spec
 from callrouter.settings.dialplan import Dialplan, Menu, UnknownCallerPolicy
 
 
@@ -79,7 +81,22 @@ def compile_line(
         reject_unknown=dialplan.unknown_callers is UnknownCallerPolicy.REJECT,
         callers=caller_directory(dialplan),
         whisper=whisper,
-        policies=dict(dialplan.specialties),
+        policies={name: hunt_policy(policy) for name, policy in dialplan.specialties.items()},
+    )
+
+
+def hunt_policy(policy: spec.HuntPolicy) -> HuntPolicy:
+    """A specialty's validated hunt policy as the core's frozen value."""
+    return HuntPolicy(
+        tiers=tuple(policy.tiers),
+        strategy=policy.strategy,
+        ring_seconds=policy.ring_seconds,
+        loops=policy.loops,
+        max_wait_seconds=policy.max_wait_seconds,
+        require_accept=policy.require_accept,
+        confirm_seconds=policy.confirm_seconds,
+        stagger_seconds=policy.stagger_seconds,
+        max_parallel=policy.max_parallel,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from callrouter.core.commands import Prompt
+from callrouter.core.plan import StrategyName as Strategy
 from callrouter.settings.base import Frozen
 from callrouter.settings.errors import FieldError
 
@@ -160,14 +161,6 @@ class NhsNumberCapture(StrEnum):
     OFF = "off"
     OPTIONAL = "optional"  # '*' skips
     REQUIRED = "required"
-
-
-class Strategy(StrEnum):
-    LINEAR = "linear"
-    RINGALL = "ringall"
-    STAGGERED = "staggered"
-    LEAST_RECENT = "least_recent"
-    ADAPTIVE = "adaptive"
 
 
 class HuntPolicy(Frozen):

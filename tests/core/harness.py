@@ -12,8 +12,8 @@ from callrouter.core.events import Event, Tick
 from callrouter.core.learning import MemberStats
 from callrouter.core.plan import Candidate, HuntPlan, Tier
 from callrouter.core.strategies import strategy_named
-from callrouter.settings.compile import compile_line
-from callrouter.settings.dialplan import Dialplan, HuntPolicy
+from callrouter.settings.compile import compile_line, hunt_policy
+from callrouter.settings.dialplan import Dialplan
 
 T0 = 1_780_000_000.0  # a fixed instant: tests never read the clock
 
@@ -68,7 +68,7 @@ class FakePlans:
 
     def plan(self, area: str, specialty: str, now: float) -> HuntPlan:
         assert self.dialplan is not None
-        policy: HuntPolicy = self.dialplan.specialties[specialty]
+        policy = hunt_policy(self.dialplan.specialties[specialty])
         default = [("local", ["a1", "a2"]), ("ncn", ["n1"])]
         tiers = tuple(
             Tier(name, f"{name}-{specialty}", tuple(member(m) for m in members))
