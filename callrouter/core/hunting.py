@@ -137,21 +137,21 @@ class Hunt:
         """A consultant's leg reports ringing, an answer, a key, or the whisper's end."""
         match event:
             case LegRinging():
-                self.ringing(leg, now, out)
+                self._ringing(leg, now, out)
             case LegAnswered():
-                return self.answered(leg, now, out)
+                return self._answered(leg, now, out)
             case Digit(digit=digit):
-                return self.key(leg, digit, now, out)
+                return self._key(leg, digit, now, out)
             case PromptDone():
-                self.whisper_done(leg, now)
+                self._whisper_done(leg, now)
         return None
 
-    def ringing(self, leg: Leg, now: float, out: list[Effect]) -> None:
+    def _ringing(self, leg: Leg, now: float, out: list[Effect]) -> None:
         if leg.phase is LegPhase.DIALING:
             leg.phase = LegPhase.RINGING
             out.append(d.LegRang(self._call_id, now, leg.name))
 
-    def answered(self, leg: Leg, now: float, out: list[Effect]) -> HuntOutcome:
+    def _answered(self, leg: Leg, now: float, out: list[Effect]) -> HuntOutcome:
         if leg.phase is LegPhase.CLOSING:
             out.append(Hangup(leg.name, "answered after cancel"))  # 200 crossed our CANCEL
             return None
@@ -168,11 +168,11 @@ class Hunt:
         out.append(Play(leg.name, self._whisper))
         return None
 
-    def whisper_done(self, leg: Leg, now: float) -> None:
+    def _whisper_done(self, leg: Leg, now: float) -> None:
         if leg.phase is LegPhase.WHISPER:
             self._timers.set(leg.name, now + self._policy.confirm_seconds)
 
-    def key(self, leg: Leg, digit: str, now: float, out: list[Effect]) -> HuntOutcome:
+    def _key(self, leg: Leg, digit: str, now: float, out: list[Effect]) -> HuntOutcome:
         if leg.phase is not LegPhase.WHISPER:
             return None  # keys during ringing are not ours
         if digit == "1":
