@@ -15,9 +15,10 @@
    leg book reports each leg's end exactly once, when its result is known.
 5. Time comes only from ``now``; deadlines are absolute seconds on the shell's clock.
 
-The parts: ``IvrSession`` (ivr_session.py) turns the GP's keys into outcomes, ``Hunter``
-(hunt.py) says whom to ring, ``LegBook`` (legs.py) owns the consultant legs and ``Timers``
-(timers.py) the deadlines. The line's prompts, menu and policies come compiled (line.py).
+The parts, each answering with data: ``IvrSession`` (ivr_session.py) turns the GP's keys into
+outcomes; ``Hunt`` (hunting.py) rings whom the ``Hunter`` picks and turns the consultants' legs
+into outcomes; ``LegBook`` (legs.py) owns the legs; ``Timers`` (timers.py) the deadlines. The
+line's prompts, menu and policies come compiled (line.py, from ``settings/compile.py``).
 """
 
 from __future__ import annotations
