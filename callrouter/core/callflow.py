@@ -120,8 +120,9 @@ class CallFlow:
         return out
 
     def next_deadline(self) -> float | None:
+        soonest = self.timers.soonest()
         hunt = None if self.hunt is None else self.hunt.next_deadline()
-        return min((t for t in (self.timers.soonest(), hunt) if t is not None), default=None)
+        return soonest if hunt is None or (soonest is not None and soonest <= hunt) else hunt
 
     @property
     def ended(self) -> bool:
@@ -149,8 +150,7 @@ class CallFlow:
         self._play_gp(prompt)
         self.timers.set("farewell", now + FAREWELL_LIMIT_SECONDS)
 
-    def _ignore(self, event: ev.Event, now: float) -> None:  # made legal by a race (rule 3)
-        pass
+    def _ignore(self, event: ev.Event, now: float) -> None: ...  # made legal by a race (rule 3)
 
     # -- OFFERED ------------------------------------------------------------------------------
 

@@ -92,9 +92,7 @@ class Hunt:
     def next_deadline(self) -> float | None:
         soonest = self._timers.soonest()
         hunter = self._hunter.next_deadline()
-        if hunter is not None and (soonest is None or hunter < soonest):
-            return hunter
-        return soonest
+        return soonest if hunter is None or (soonest is not None and soonest <= hunter) else hunter
 
     def start(self, now: float, out: list[Effect]) -> HuntOutcome:
         return self._ring(self._hunter.start(now), now, out)
