@@ -1,6 +1,6 @@
 """``callrouter oncall``: who would be rung for a specialty at a given time, in order, and why.
 
-It builds the same hunt plan the call flow builds (``core.planner.build_hunt_plan``) and adds the
+It builds the same hunt plan the call flow builds (``oncall.planner.build_hunt_plan``) and adds the
 rota's reasoning: which layers apply, each turn's next handoff, and the overrides in force,
 including those added live over the bus (read from the records database, ``--db``; default the
 configured one). This is the shell: it reads the clock when no ``--at`` is given; the core is
@@ -26,12 +26,12 @@ from callrouter.cli_common import (
     add_config_argument,
     settings_or_exit,
 )
-from callrouter.core.calendar import bank_holiday_name, is_open
-from callrouter.core.live_cover import LiveOverride, usable, with_live_overrides
 from callrouter.core.localtime import instant
 from callrouter.core.plan import HuntPlan
-from callrouter.core.planner import build_hunt_plan
-from callrouter.core.rota import TeamOnCall, explain
+from callrouter.oncall.calendar import bank_holiday_name, is_open
+from callrouter.oncall.live_cover import LiveOverride, usable, with_live_overrides
+from callrouter.oncall.planner import build_hunt_plan
+from callrouter.oncall.rota import TeamOnCall, explain
 from callrouter.settings.loader import Settings
 from callrouter.settings.rota import Rotas
 

@@ -81,7 +81,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         type=_positive,
         default=2,
         metavar="N",
-        help="processes for several seeds (default 2)",
+        help="processes: the strategies of one seed, or the seeds, run side by side (default 2)",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(

@@ -260,7 +260,7 @@ class Engine:
         call_id = uuid.uuid4().hex[:16]
         env = dataclasses.replace(self._env, free_legs=lambda: self._sip.free_for(gp_leg))
         wall, monotonic = self._clock.wall(), self._clock.monotonic()
-        flow = CallFlow(call_id, dialplan, env, wall)
+        flow = CallFlow(call_id, env.lines[dialplan.area], env, wall)
         session = CallSession(call_id, gp_leg, event.from_user, flow, wall, monotonic)
         session.legs[e.GP] = gp_leg
         self._sessions[call_id] = session

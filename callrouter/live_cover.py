@@ -11,7 +11,7 @@ A command is a JSON object on ``<prefix>/commands/override`` (at most ``MAX_COMM
 ``from``/``to`` are local wall-clock times in the rotas' zone, without an offset, exactly as in a
 rota file; ``replaces``, ``team``, ``reason`` and ``by`` are optional (without ``team``, the one
 team of the specialty whose layers list the member). The override is checked like a YAML one
-(``core.live_cover.check_live``), written to SQLite with its audit row (one transaction, through
+(``oncall.live_cover.check_live``), written to SQLite with its audit row (one transaction, through
 the call store and its spool), then applied to the hunt plans at once; its id is the request
 id. Every command is answered on ``<prefix>/commands/override/response`` with its request id,
 ``ok`` and, when refused, the reason; a refused command changes nothing and is audited too. A
@@ -50,7 +50,8 @@ from callrouter.adapters.store_audit import (
 )
 from callrouter.adapters.store_statements import AuditRecord
 from callrouter.audit import AuditTrail
-from callrouter.core.live_cover import (
+from callrouter.core.localtime import instant
+from callrouter.oncall.live_cover import (
     CoverRejectedError,
     LiveOverride,
     check_live,
@@ -58,7 +59,6 @@ from callrouter.core.live_cover import (
     usable,
     with_live_overrides,
 )
-from callrouter.core.localtime import instant
 from callrouter.settings.loader import Settings
 from callrouter.settings.rota import Override
 

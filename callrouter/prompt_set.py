@@ -13,7 +13,7 @@ from pathlib import Path
 import structlog
 
 from callrouter.core.commands import Prompt
-from callrouter.core.ivr import menu_prompts
+from callrouter.settings.compile import menu_prompts
 from callrouter.settings.dialplan import Dialplan, Menu, PromptSpec
 from callrouter.settings.loader import Settings
 from callrouter.sip.prompts import PromptCache

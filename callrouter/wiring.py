@@ -8,15 +8,14 @@ from datetime import datetime
 import structlog
 
 from callrouter.adapters.metrics import Metrics
-from callrouter.core.calendar import is_open
 from callrouter.core.callflow import FlowEnv
-from callrouter.core.directory import CallerDirectory
 from callrouter.core.learning import MemberStats
-from callrouter.core.planner import RotaPlanSource
 from callrouter.core.strategies import strategy_named
 from callrouter.engine import EnginePresence
+from callrouter.oncall.calendar import is_open
+from callrouter.oncall.planner import RotaPlanSource
 from callrouter.prompt_set import recording_notice
-from callrouter.settings.dialplan import Dialplan
+from callrouter.settings.compile import compile_lines
 from callrouter.settings.loader import Settings
 
 log = structlog.get_logger("callrouter.app")
@@ -25,12 +24,14 @@ log = structlog.get_logger("callrouter.app")
 def build_env(settings: Settings, presence: EnginePresence, stats: MemberStats) -> FlowEnv:
     zone = settings.rotas.zone
 
-    def open_now(dialplan: Dialplan, now: float) -> bool:
-        return is_open(dialplan.hours, datetime.fromtimestamp(now, tz=zone))
+    dialplans = settings.dialplans
 
+    def open_now(area: str, now: float) -> bool:
+        return is_open(dialplans[area].hours, datetime.fromtimestamp(now, tz=zone))
+
+    names = dict(settings.config.specialties)
     return FlowEnv(
-        specialty_names=dict(settings.config.specialties),
-        directories={area: CallerDirectory(plan) for area, plan in settings.dialplans.items()},
+        lines=compile_lines(dialplans, names, recording_notice(settings)),
         plans=RotaPlanSource(settings.dialplans, settings.rotas),
         presence=presence,
         stats=stats,
@@ -38,7 +39,6 @@ def build_env(settings: Settings, presence: EnginePresence, stats: MemberStats) 
         is_open=open_now,
         free_legs=lambda: 0,  # the engine gives each call its own worker's count
         max_call_seconds=settings.config.limits.max_call_seconds,
-        recording_notice=recording_notice(settings),
     )
 
 
@@ -53,7 +53,7 @@ def publish_gauges(settings: Settings, metrics: Metrics, env: FlowEnv, now: floa
     areas and specialties but is one set of people), and service hours."""
     on_call: dict[str, set[str]] = {}
     for area, dialplan in settings.dialplans.items():
-        metrics.set_in_service_hours(area, in_hours=env.is_open(dialplan, now))
+        metrics.set_in_service_hours(area, in_hours=env.is_open(area, now))
         people = on_call.setdefault(area, set())
         for specialty in dialplan.specialties:
             try:

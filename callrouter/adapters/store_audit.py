@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Final, Literal, TextIO
 
 from callrouter.adapters.store_export import london_iso
-from callrouter.core.live_cover import LiveOverride
+from callrouter.oncall.live_cover import LiveOverride
 from callrouter.settings.rota import Override
 
 SqlValue = str | int | float | None

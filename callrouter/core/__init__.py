@@ -1,5 +1,8 @@
-"""The pure core: call flow, IVR, hunting and rota logic.
+"""The pure core: the call flow and its parts (IVR session, hunt, leg book, timers), hunt
+strategies and what they learn.
 
-Nothing under this package imports asyncio, performs I/O or reads a clock. Every function that
-needs the time takes ``now`` (POSIX seconds, float) as an argument.
+Nothing under this package imports asyncio, performs I/O or reads a clock, and it imports
+nothing but the standard library and itself (``tests/core/test_core_imports.py``): settings
+arrive compiled into its own frozen values (``line.py``, ``plan.py``). Every function that needs
+the time takes ``now`` (seconds, float) as an argument.
 """

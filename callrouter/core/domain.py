@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from typing_extensions import TypeIs
+if TYPE_CHECKING:  # for the checker only: the core imports no library when it runs
+    from typing_extensions import TypeIs
 
 
 class EndReason(StrEnum):

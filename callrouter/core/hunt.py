@@ -65,11 +65,9 @@ class Hunter:
         "_presence",
         "_queue",
         "_queue_tier",
-        "_serial",
         "_skipped",
         "_stats",
         "_strategy",
-        "_tier_at_once",
         "_wait_until",
     )
 
@@ -83,8 +81,6 @@ class Hunter:
     ) -> None:
         self._plan = plan
         self._strategy = strategy
-        self._serial = strategy.serial  # read on every step of a fill
-        self._tier_at_once = strategy.tier_at_once
         self._presence = presence
         self._stats = stats
         self._max_parallel = max(1, min(max_parallel, plan.policy.max_parallel))
@@ -199,7 +195,9 @@ class Hunter:
                 return rings  # still all busy: look again later, without a new pass
             self._holding = False
         while len(self._active) < self._max_parallel:
-            if self._active and (self._serial or now < self._next_add_at or self._answered):
+            if self._active and (
+                self._strategy.serial or now < self._next_add_at or self._answered
+            ):
                 break
             if not self._queue:
                 if self._next_tier < len(self._plan.tiers):
@@ -219,7 +217,7 @@ class Hunter:
                         break
                     self._start(rings, index, candidate, now)
                     continue
-            if self._tier_at_once and not self._may_take(index):
+            if self._strategy.tier_at_once and not self._may_take(index):
                 break
             self._queue.popleft()
             member = candidate.member_id

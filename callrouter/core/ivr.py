@@ -1,16 +1,15 @@
 """Digit entry for the IVR: the specialty menu tree and the NHS number, one digit at a time.
 
-Both are tiny pure machines fed digits and timeouts; the call flow owns prompts and retries.
+Both are tiny pure machines fed digits and timeouts; the IVR session (ivr_session.py) owns
+prompts and retries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from callrouter.core.commands import Prompt
+from callrouter.core.line import MenuNode
 from callrouter.core.nhs_number import NHS_NUMBER_LENGTH, is_valid
-from callrouter.settings.dialplan import Menu, MenuOption
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +24,12 @@ class Chosen:
 
 @dataclass(frozen=True, slots=True)
 class EnteredSubmenu:
-    menu: Menu
+    menu: MenuNode
 
 
 @dataclass(frozen=True, slots=True)
 class WentBack:
-    menu: Menu
+    menu: MenuNode
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,22 +42,6 @@ MenuResult = Pending | Chosen | EnteredSubmenu | WentBack | Invalid
 PENDING = Pending()
 
 
-_TABLES: dict[int, tuple[Menu, dict[str, MenuOption], frozenset[str]]] = {}
-
-
-def _table(menu: Menu) -> tuple[dict[str, MenuOption], frozenset[str]]:
-    """The menu's options by digits, and every proper prefix of a two-digit code; made once per
-    menu (settings are immutable) so keying a digit is two dict lookups."""
-    found = _TABLES.get(id(menu))
-    if found is None or found[0] is not menu:
-        if len(_TABLES) > 4096:
-            _TABLES.clear()
-        options = {option.digits: option for option in menu.options}
-        prefixes = frozenset(o.digits[:n] for o in menu.options for n in range(1, len(o.digits)))
-        found = _TABLES[id(menu)] = (menu, options, prefixes)
-    return found[1], found[2]
-
-
 class MenuEntry:
     """Where the GP is in the menu tree and what they have keyed so far.
 
@@ -68,12 +51,12 @@ class MenuEntry:
 
     __slots__ = ("_buffer", "_stack")
 
-    def __init__(self, root: Menu) -> None:
-        self._stack: list[Menu] = [root]
+    def __init__(self, root: MenuNode) -> None:
+        self._stack: list[MenuNode] = [root]
         self._buffer = ""
 
     @property
-    def menu(self) -> Menu:
+    def menu(self) -> MenuNode:
         return self._stack[-1]
 
     @property
@@ -87,38 +70,20 @@ class MenuEntry:
         if digit in "*#":
             return self.resolve() if self._buffer else Invalid(digit)
         self._buffer += digit
-        if self._buffer in _table(self.menu)[1]:  # Menu.is_prefix, precomputed
+        if self._buffer in self.menu.prefixes:
             return PENDING
         return self.resolve()
 
     def resolve(self) -> MenuResult:
         """Settle the keyed digits (after '#', an inter-digit timeout, or a full code)."""
         entered, self._buffer = self._buffer, ""
-        option = _table(self.menu)[0].get(entered)  # Menu.lookup, precomputed
-        if option is None:
+        choice = self.menu.choices.get(entered)
+        if choice is None:
             return Invalid(entered)
-        if option.submenu is not None:
-            self._stack.append(option.submenu)
-            return EnteredSubmenu(option.submenu)
-        assert option.specialty is not None  # the model guarantees one of the two
-        return Chosen(option.specialty)
-
-
-def menu_prompts(menu: Menu, specialty_names: Mapping[str, str]) -> tuple[Prompt, ...]:
-    """The spoken menu: its own prompt, then "For <label>, press <digits>." per option."""
-    prompts: list[Prompt] = []
-    if menu.prompt is not None:
-        prompts.append(menu.prompt.as_prompt())
-    for option in menu.options:
-        if option.label is not None:
-            label = option.label
-        elif option.specialty is not None:
-            label = specialty_names.get(option.specialty, option.specialty.replace("-", " "))
-        else:
-            label = "more specialties"
-        spoken_digits = " ".join(option.digits)
-        prompts.append(Prompt(f"For {label}, press {spoken_digits}."))
-    return tuple(prompts)
+        if isinstance(choice, MenuNode):
+            self._stack.append(choice)
+            return EnteredSubmenu(choice)
+        return Chosen(choice)
 
 
 @dataclass(frozen=True, slots=True)

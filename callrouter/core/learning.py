@@ -48,7 +48,6 @@ FAIRNESS_HALF_LIFE_SECONDS = 7 * 24 * 3600.0  # how fast recent accepted calls a
 # Tuples, not sets: membership then goes by identity, cheaper than hashing an Enum member.
 _NEUTRAL = (LegResult.CANCELLED, LegResult.BUSY, LegResult.ERROR)
 _PICKED_UP = (LegResult.ACCEPTED, LegResult.DECLINED, LegResult.NO_CONFIRM, LegResult.HUNG_UP)
-_ACCEPTED = LegResult.ACCEPTED  # bound once: ``LegResult.X`` is a slow read on Python 3.11
 _LN2 = math.log(2.0)
 
 
@@ -132,7 +131,7 @@ class MemberStats:
             rec.log_delay_var = (1 - DELAY_WEIGHT) * (rec.log_delay_var + DELAY_WEIGHT * step**2)
         else:
             rec.last_missed = now
-        if result is _ACCEPTED:
+        if result is LegResult.ACCEPTED:
             rec.recent_accepted = _decayed(rec, now) + 1.0
             rec.recent_at = now
 

@@ -12,14 +12,14 @@ occurrence; in the spring gap it is the end of the gap (01:30 -> 02:00 BST). The
 boundaries inside a gap (see ``settings.rota.dst_gap_problems``), so the last case is only a
 well-defined fallback.
 
-Pure: no clock reads. ``gaps`` caches per (zone, year) because it is pure computation.
+Pure: no clock reads, and no caches (a caller that asks the same question often may keep the
+answer itself).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from functools import lru_cache
 
 _SECOND = timedelta(seconds=1)
 
@@ -58,10 +58,8 @@ def instant(local: datetime, tz: tzinfo) -> datetime:
     return hi
 
 
-@lru_cache(maxsize=16_384)
 def at_wall(day: date, clock: time, tz: tzinfo) -> datetime:
-    """``instant`` of ``clock`` on ``day``. Cached: a rota asks for the same few boundaries
-    (today's handoff, window edges) on every call, and the answer never changes."""
+    """``instant`` of ``clock`` on ``day``."""
     return instant(datetime.combine(day, clock), tz)
 
 
@@ -88,9 +86,6 @@ class Gap:
         return (first,) if first == last else (first, last)
 
 
-_GAPS: dict[tuple[tzinfo, int], tuple[Gap, ...]] = {}
-
-
 def _offset(at: datetime, tz: tzinfo) -> timedelta:
     offset = at.astimezone(tz).utcoffset()
     return offset if offset is not None else timedelta(0)
@@ -98,10 +93,6 @@ def _offset(at: datetime, tz: tzinfo) -> timedelta:
 
 def gaps(tz: tzinfo, year: int) -> tuple[Gap, ...]:
     """Every DST gap in ``tz`` during ``year``, found by comparing each day's UTC offset."""
-    key = (tz, year)
-    found = _GAPS.get(key)
-    if found is not None:
-        return found
     result: list[Gap] = []
     noon = datetime(year, 1, 1, 12, tzinfo=UTC)
     previous = _offset(noon - timedelta(days=1), tz)
@@ -119,6 +110,4 @@ def gaps(tz: tzinfo, year: int) -> tuple[Gap, ...]:
             result.append(Gap(utc_wall + previous, utc_wall + current))
         previous = current
         noon += timedelta(days=1)
-    found = tuple(result)
-    _GAPS[key] = found
-    return found
+    return tuple(result)

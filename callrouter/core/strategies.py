@@ -18,9 +18,7 @@ from callrouter.core.learning import (
     hour_of,
     recent_of,
 )
-from callrouter.core.plan import Candidate, HuntPlan
-from callrouter.settings.dialplan import HuntPolicy
-from callrouter.settings.dialplan import Strategy as StrategyName
+from callrouter.core.plan import Candidate, HuntPlan, HuntPolicy, StrategyName
 
 # A member who missed a call this recently is rung after the others (auto-pause).
 PAUSE_AFTER_MISS_SECONDS = 300.0

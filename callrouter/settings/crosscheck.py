@@ -19,8 +19,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from callrouter.core.directory import normalise_number
 from callrouter.settings.config import Config
-from callrouter.settings.dialplan import Dialplan, Menu, NhsNumberCapture, normalise_number
+from callrouter.settings.dialplan import Dialplan, Menu, NhsNumberCapture
 from callrouter.settings.errors import ConfigIssue, Loc
 from callrouter.settings.rota import RotaFile, Rotas, Team
 from callrouter.settings.rota_checks import dst_gap_problems, reference_problems

@@ -7,7 +7,6 @@ how long each consultant rings and whether they must press 1 to accept.
 
 from __future__ import annotations
 
-import re
 from datetime import time
 from enum import StrEnum
 from typing import Annotated, Literal, Self
@@ -15,6 +14,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from callrouter.core.commands import Prompt
+from callrouter.core.plan import StrategyName as Strategy
 from callrouter.settings.base import Frozen
 from callrouter.settings.errors import FieldError
 
@@ -163,14 +163,6 @@ class NhsNumberCapture(StrEnum):
     REQUIRED = "required"
 
 
-class Strategy(StrEnum):
-    LINEAR = "linear"
-    RINGALL = "ringall"
-    STAGGERED = "staggered"
-    LEAST_RECENT = "least_recent"
-    ADAPTIVE = "adaptive"
-
-
 class HuntPolicy(Frozen):
     """How one specialty hunts. Defaults follow the real service: ~18 s a ring, local then NCN."""
 
@@ -302,13 +294,3 @@ class Dialplan(Frozen):
 
         walk(self.menu)
         return found
-
-
-def normalise_number(number: str) -> str:
-    """A caller or called number in one comparable form: UK national (0…) digits only."""
-    digits = re.sub(r"[^0-9+]", "", number)
-    if digits.startswith("+44"):
-        return "0" + digits[3:]
-    if digits.startswith("0044"):
-        return "0" + digits[4:]
-    return digits.lstrip("+")

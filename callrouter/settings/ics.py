@@ -14,7 +14,7 @@ Recurring events without an end are expanded up to a horizon (by default two yea
 Reloading the configuration moves the horizon on.
 
 This module does file I/O and reads the date when not given one: it belongs to the shell side.
-The result is plain data, so resolution (``callrouter.core.rota``) stays pure.
+The result is plain data, so resolution (``callrouter.oncall.rota``) stays pure.
 """
 
 from __future__ import annotations

@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
 
+from callrouter.core.directory import normalise_number
 from callrouter.settings.config import Config, PathsConfig
 from callrouter.settings.crosscheck import Inputs, crosscheck, rota_issues
-from callrouter.settings.dialplan import Dialplan, normalise_number
+from callrouter.settings.dialplan import Dialplan
 from callrouter.settings.errors import ConfigError, ConfigIssue
 from callrouter.settings.ics import read_calendars
 from callrouter.settings.rota import RotaFile, Rotas

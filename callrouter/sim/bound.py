@@ -29,12 +29,11 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from callrouter.core.callflow import WHISPER_ALLOWANCE_SECONDS
 from callrouter.core.commands import Prompt
-from callrouter.core.directory import CallerDirectory
-from callrouter.core.flow_ivr import spoken
+from callrouter.core.hunting import WHISPER_ALLOWANCE_SECONDS
 from callrouter.core.plan import HuntPlan
-from callrouter.settings.dialplan import Dialplan, UnknownCallerPolicy
+from callrouter.settings.compile import caller_directory
+from callrouter.settings.dialplan import Dialplan, PromptSpec, UnknownCallerPolicy
 from callrouter.sim.draws import CHUNK, Arrivals, AwaySpells, BehaviourChunk, behaviour_chunk
 from callrouter.sim.report import Tally
 from callrouter.sim.scenario import Line, Scenario
@@ -51,6 +50,7 @@ BOUND = "bound"
 def whisper_seconds(dialplan: Dialplan, practice: str | None, specialty_name: str) -> float:
     """The whisper's spoken length, made of the same prompts as the call flow's whisper."""
     p = dialplan.prompts
+    spoken = PromptSpec.as_prompt
     prompts = (
         spoken(p.whisper_intro),
         Prompt(practice) if practice else spoken(p.whisper_unknown_practice),
@@ -66,7 +66,7 @@ def _reaches_menu(scenario: Scenario, line: Line, now: float) -> bool:
     dialplan = scenario.dialplans[line.area]
     if not scenario.is_open(dialplan, now):
         return False
-    known = CallerDirectory(dialplan).identify(scenario.callers[line.area]).known
+    known = caller_directory(dialplan).identify(scenario.callers[line.area]).known
     return known or dialplan.unknown_callers is not UnknownCallerPolicy.REJECT
 
 
@@ -147,7 +147,7 @@ def _entries(
             continue
         if which not in whispers:
             dialplan = scenario.dialplans[line.area]
-            practice = CallerDirectory(dialplan).identify(scenario.callers[line.area])
+            practice = caller_directory(dialplan).identify(scenario.callers[line.area])
             name = scenario.specialty_names.get(line.specialty, line.specialty)
             whispers[which] = whisper_seconds(dialplan, practice.practice_name, name)
         chosen = arrived + GP_KEYS_AFTER_SECONDS

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from callrouter.core.callflow import CallFlow
 from callrouter.core.events import Digit, Event, Offered
+from callrouter.core.line import Line
 from callrouter.core.plan import HuntPlan
-from callrouter.settings.dialplan import Dialplan
 from callrouter.sim.draws import BehaviourChunk
 from callrouter.sim.scenario import Behaviour
 
@@ -23,7 +23,7 @@ class LineRuntime:
 
     area: str
     specialty: str
-    dialplan: Dialplan
+    line: Line
     offered: Offered
     keys: tuple[Digit, ...]
     slots: dict[str, int]

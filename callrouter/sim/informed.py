@@ -26,9 +26,8 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from callrouter.core.learning import MemberStats
-from callrouter.core.plan import Candidate, HuntPlan
+from callrouter.core.plan import Candidate, HuntPlan, HuntPolicy
 from callrouter.core.strategies import Strategy
-from callrouter.settings.dialplan import HuntPolicy
 from callrouter.sim.draws import AwaySpells
 from callrouter.sim.scenario import Behaviour
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,11 +188,15 @@ def run_seeds(
     progress: Progress | None = None,
 ) -> list[dict[str, Summary]]:
     """``run_seed`` for each seed, in ``jobs`` processes when more than one (the seeds are
-    independent worlds; each process gets the prepared scenario and draws its own)."""
-    if jobs <= 1 or len(seeds) <= 1:
+    independent worlds; each process gets the prepared scenario and draws its own). With one
+    seed, the strategies (and the bound) are what run side by side: each is its own world over
+    the same draws, so the figures are those of running them one after another."""
+    if jobs <= 1:
         return [run_seed(prepared.rerun(seed=seed), strategies, progress) for seed in seeds]
     context = multiprocessing.get_context("fork")  # the scenario's closures are not picklable
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        if len(seeds) == 1:
+            return [_strategies_in_pool(pool, prepared.rerun(seed=seeds[0]), strategies, progress)]
         _SHARED[0] = (prepared, tuple(strategies))
         try:
             return list(pool.map(_seed_in_child, seeds))
@@ -200,7 +204,34 @@ def run_seeds(
             _SHARED.clear()
 
 
+def _strategies_in_pool(
+    pool: ProcessPoolExecutor,
+    prepared: Prepared,
+    strategies: Sequence[str],
+    progress: Progress | None,
+) -> dict[str, Summary]:
+    """The bound and each strategy of one seed, one process each (as many at once as the pool
+    has), by name in ``run_seed``'s order; ``progress`` hears of each as it finishes."""
+    wanted = [BOUND, *(n for n in strategies if n != BOUND)]
+    total = len(prepared.arrivals)
+    _SHARED[0] = (prepared, tuple(wanted))
+    try:
+        futures = {pool.submit(_strategy_in_child, name): name for name in wanted}
+        for future in as_completed(futures):
+            if progress is not None:
+                progress(futures[future], total, total)
+        done = {futures[future]: future.result() for future in futures}
+    finally:
+        _SHARED.clear()
+    return {name: done[name] for name in wanted}
+
+
 _SHARED: dict[int, tuple[Prepared, tuple[str, ...]]] = {}  # inherited by forked children
+
+
+def _strategy_in_child(name: str) -> Summary:
+    prepared, _ = _SHARED[0]
+    return run_strategy(prepared, name)
 
 
 def _seed_in_child(seed: int) -> dict[str, Summary]:

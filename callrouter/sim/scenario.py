@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from callrouter.core.calendar import is_open
 from callrouter.core.nhs_number import check_digit
 from callrouter.core.plan import Candidate, HuntPlan, Tier
-from callrouter.core.planner import RotaPlanSource
+from callrouter.oncall.calendar import is_open
+from callrouter.oncall.planner import RotaPlanSource
+from callrouter.settings.compile import hunt_policy
 from callrouter.settings.dialplan import Dialplan, Menu, NhsNumberCapture
 from callrouter.settings.loader import Settings
 from callrouter.settings.rota import Rotas
@@ -196,9 +197,8 @@ def synthetic_scenario(workload: Workload) -> Scenario:
                 Tier("local", f"{specialty}-local", local),
                 Tier("ncn", f"{specialty}-ncn", ncn),
             )
-            plans[area, specialty] = HuntPlan(
-                area, specialty, dialplan.specialties[specialty], tiers
-            )
+            policy = hunt_policy(dialplan.specialties[specialty])
+            plans[area, specialty] = HuntPlan(area, specialty, policy, tiers)
 
     def plan(area: str, specialty: str, now: float) -> HuntPlan:
         return plans[area, specialty]

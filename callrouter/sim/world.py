@@ -18,9 +18,8 @@ import math
 from collections.abc import Callable, Mapping
 
 from callrouter.core import domain as d
-from callrouter.core.callflow import WHISPER_ALLOWANCE_SECONDS, CallFlow, Effect, FlowEnv
-from callrouter.core.commands import Answer, Bridge, Dial, Hangup, Play, Prompt, StopPlay
-from callrouter.core.directory import CallerDirectory
+from callrouter.core.callflow import CallFlow, Effect, FlowEnv, State
+from callrouter.core.commands import Answer, Bridge, Dial, Hangup, Play, StopPlay
 from callrouter.core.events import (
     GP,
     Digit,
@@ -32,10 +31,11 @@ from callrouter.core.events import (
     PromptDone,
     Tick,
 )
+from callrouter.core.hunting import WHISPER_ALLOWANCE_SECONDS
 from callrouter.core.learning import MemberStats
 from callrouter.core.plan import HuntPlan
-from callrouter.core.states import State
 from callrouter.core.strategies import Strategy, strategy_named
+from callrouter.settings.compile import compile_lines
 from callrouter.sim.calls import Busy, LineRuntime, PerLeg, SimCall, SimLeg
 from callrouter.sim.draws import CHUNK, Arrivals, AwaySpells, BehaviourChunk, behaviour_chunk
 from callrouter.sim.informed import Informed, parse_informed
@@ -51,10 +51,7 @@ MAX_CALL_SECONDS = 3600.0
 
 # Heap event kinds.
 _TICK, _ANSWER, _WHISPER_DONE, _KEY, _BUSY, _TALK_END = range(6)
-_IVR = (State.GREETING, State.NHS, State.MENU)
-# States read in the hot loop, bound once: on Python 3.11 reading ``State.ENDED`` goes through
-# EnumType's __getattr__ hook (~70 ns), a module global ~10 ns; the loop reads ~9 per call.
-_GREETING, _HUNTING, _ENDED = State.GREETING, State.HUNTING, State.ENDED
+_IVR = frozenset({State.GREETING, State.NHS, State.MENU})
 _TICK_EVENT = Tick()
 # Effects the world has nothing to do for (one set lookup instead of a walk down the chain).
 _IGNORED = frozenset(
@@ -99,11 +96,12 @@ class World:
         self.heap: list[tuple[float, int, int, SimCall, SimLeg | None]] = []
         self.seq = itertools.count()
         self.width = max((len(line.universe) for line in scenario.lines), default=1) or 1
+        compiled = compile_lines(scenario.dialplans, scenario.specialty_names)
         self.lines = [
             LineRuntime(
                 line.area,
                 line.specialty,
-                scenario.dialplans[line.area],
+                compiled[line.area],
                 Offered(scenario.callers[line.area]),
                 tuple(Digit(GP, key) for key in line.keys),
                 {member: slot for slot, member in enumerate(line.universe)},
@@ -117,18 +115,18 @@ class World:
             if theta is None
             else Informed(scenario.behaviour, self.away, scenario.zone, theta)
         )
+        dialplans = scenario.dialplans
         self.env = FlowEnv(
-            specialty_names=scenario.specialty_names,
-            directories=_directories(scenario),
+            lines=compiled,
             plans=self,
             presence=self.busy,
             stats=MemberStats(),
             strategy_for=lambda _policy: chosen,
-            is_open=scenario.is_open,
+            is_open=lambda area, now: scenario.is_open(dialplans[area], now),
             free_legs=lambda: FREE_LEGS,
             max_call_seconds=MAX_CALL_SECONDS,
         )
-        self._spoken: dict[int, tuple[tuple[Prompt, ...], float]] = {}
+        self.whispers_played: set[float] = set()  # each whisper's length, for the bound's test
         self._answered = PerLeg(LegAnswered)
         self._whisper_done = PerLeg(PromptDone)
         self._accept = PerLeg(lambda leg: Digit(leg, "1"))
@@ -181,7 +179,7 @@ class World:
                         keys = self._accept if leg.accepts else self._decline  # type: ignore[union-attr]
                         feed(call, keys[leg.name], at)  # type: ignore[union-attr]
                 elif kind == _TALK_END:
-                    if call.flow._state is not _ENDED:
+                    if call.flow.state is not State.ENDED:
                         feed(call, _GP_HUNG_UP, at)
                 elif kind == _BUSY and leg.alive:  # type: ignore[union-attr]
                     self._leg_gone(leg)  # type: ignore[arg-type]
@@ -205,17 +203,17 @@ class World:
 
     def _arrive(self, index: int, now: float, keys_at: float, chunk: BehaviourChunk) -> None:
         line = self.lines[self.arrivals.lines[index]]
-        flow = CallFlow(f"c{index}", line.dialplan, self.env, now)
+        flow = CallFlow(f"c{index}", line.line, self.env, now)
         call = SimCall(index, flow, line, chunk, (index - chunk.first) * self.width)
         call.hour = self.arrivals.hours[index]
         self.tally.offered += 1
         self.current = call
         effects = flow.handle(line.offered, now)
-        if flow._state is not _GREETING:  # closed, or caller rejected: a goodbye to run
+        if flow.state is not State.GREETING:  # closed, or caller rejected: a goodbye to run
             self.apply(call, effects, now)
         # Otherwise the effects are the answer and the greeting, with no deadline: nothing to do.
         for digit in line.keys:  # barge-in: the GP keys during the greeting
-            if flow._state not in _IVR:
+            if flow.state not in _IVR:
                 break
             self.feed(call, digit, keys_at)
 
@@ -262,11 +260,11 @@ class World:
                 call.patience_at = now + math.exp(self.patience_mu + self.patience_sigma * z)
             elif kind is d.CallEnded:
                 self._on_ended(call, effect)  # type: ignore[arg-type]
-        deadline = None if flow._state is _ENDED else flow.next_deadline()
+        deadline = None if flow.state is State.ENDED else flow.next_deadline()
         patience = call.patience_at
         if patience is not None and (deadline is None or patience < deadline):
             # The GP's patience shares the call's one timer: sooner than the flow's deadline.
-            if flow._state is _HUNTING:
+            if flow.state is State.HUNTING:
                 deadline = patience
             else:
                 call.patience_at = None  # connected (or ending): patience no longer matters
@@ -312,18 +310,15 @@ class World:
         """The consultant hears the whisper (its length from its words), then presses a key.
         PromptDone is fed only where it matters: a whisper so long that the confirm timer,
         which it restarts, would otherwise run out first."""
-        prompts = play.prompts
-        found = self._spoken.get(id(prompts))
-        if found is None or found[0] is not prompts:
-            seconds = sum(len(prompt.text) for prompt in prompts) / SPOKEN_CHARS_PER_SECOND
-            found = self._spoken[id(prompts)] = (prompts, seconds)
+        seconds = sum(len(prompt.text) for prompt in play.prompts) / SPOKEN_CHARS_PER_SECOND
+        self.whispers_played.add(seconds)
         leg = call.legs[play.leg]
-        if found[1] + KEY_AFTER_WHISPER_SECONDS < WHISPER_ALLOWANCE_SECONDS:
+        if seconds + KEY_AFTER_WHISPER_SECONDS < WHISPER_ALLOWANCE_SECONDS:
             # The key comes while the flow's whisper allowance still runs: the whisper's end
             # changes nothing, so it is not reported (one event fewer per answered leg).
-            self._push(now + found[1] + KEY_AFTER_WHISPER_SECONDS, _KEY, call, leg)
+            self._push(now + seconds + KEY_AFTER_WHISPER_SECONDS, _KEY, call, leg)
         else:
-            self._push(now + found[1], _WHISPER_DONE, call, leg)
+            self._push(now + seconds, _WHISPER_DONE, call, leg)
 
     # -- domain events ------------------------------------------------------------------------
 
@@ -349,6 +344,3 @@ class World:
         if event.specialty is not None:  # else: ended before choosing (closed, unknown caller)
             self.tally.specialty(call.line.specialty).on_ended(event)
 
-
-def _directories(scenario: Scenario) -> dict[str, CallerDirectory]:
-    return {area: CallerDirectory(dialplan) for area, dialplan in scenario.dialplans.items()}

@@ -8,12 +8,12 @@ from typing import Any
 from callrouter.core import commands as c
 from callrouter.core import domain as d
 from callrouter.core.callflow import CallFlow, Effect, FlowEnv
-from callrouter.core.directory import CallerDirectory
 from callrouter.core.events import Event, Tick
 from callrouter.core.learning import MemberStats
 from callrouter.core.plan import Candidate, HuntPlan, Tier
 from callrouter.core.strategies import strategy_named
-from callrouter.settings.dialplan import Dialplan, HuntPolicy
+from callrouter.settings.compile import compile_line, hunt_policy
+from callrouter.settings.dialplan import Dialplan
 
 T0 = 1_780_000_000.0  # a fixed instant: tests never read the clock
 
@@ -68,7 +68,7 @@ class FakePlans:
 
     def plan(self, area: str, specialty: str, now: float) -> HuntPlan:
         assert self.dialplan is not None
-        policy: HuntPolicy = self.dialplan.specialties[specialty]
+        policy = hunt_policy(self.dialplan.specialties[specialty])
         default = [("local", ["a1", "a2"]), ("ncn", ["n1"])]
         tiers = tuple(
             Tier(name, f"{name}-{specialty}", tuple(member(m) for m in members))
@@ -94,9 +94,10 @@ class Harness:
         self.presence = FakePresence()
         self.stats = MemberStats()
         self.now = T0
+        names = {"cardiology": "Cardiology", "dermatology": "Dermatology"}
+        self.line = compile_line(self.dialplan, names)
         self.env = FlowEnv(
-            specialty_names={"cardiology": "Cardiology", "dermatology": "Dermatology"},
-            directories={self.dialplan.area: CallerDirectory(self.dialplan)},
+            lines={self.dialplan.area: self.line},
             plans=self.plans,
             presence=self.presence,
             stats=self.stats,
@@ -105,7 +106,7 @@ class Harness:
             free_legs=lambda: 3,
             max_call_seconds=3600.0,
         )
-        self.flow = CallFlow("c1", self.dialplan, self.env, self.now)
+        self.flow = CallFlow("c1", self.line, self.env, self.now)
         self.log: list[Effect] = []
 
     def send(self, event: Event, after: float = 0.0) -> list[Effect]:

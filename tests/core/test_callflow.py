@@ -6,7 +6,7 @@ import pytest
 
 from callrouter.core import commands as c
 from callrouter.core import domain as d
-from callrouter.core.callflow import IllegalEvent
+from callrouter.core.callflow import IllegalEvent, State
 from callrouter.core.events import (
     GP,
     Digit,
@@ -20,7 +20,6 @@ from callrouter.core.events import (
     PromptDone,
     Tick,
 )
-from callrouter.core.states import State
 from tests.core.harness import GP_NUMBER, Harness, dialplan
 
 

@@ -13,9 +13,9 @@ import pytest
 
 from callrouter.core import commands as c
 from callrouter.core import domain as d
+from callrouter.core.callflow import State
 from callrouter.core.events import GP, Digit, Offered, PromptDone
 from callrouter.core.ivr import NhsEntry, NhsTooLong
-from callrouter.core.states import State
 from callrouter.settings.dialplan import Dialplan, NhsNumberCapture
 from callrouter.settings.loader import load_settings
 from tests.core.harness import GP_NUMBER, Harness, dialplan

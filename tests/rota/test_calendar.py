@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 import pytest
 
-from callrouter.core.calendar import bank_holiday_name, is_bank_holiday, is_open
+from callrouter.oncall.calendar import bank_holiday_name, is_bank_holiday, is_open
 from callrouter.settings.dialplan import ServiceHours
 from tests.rota.helpers import LONDON, london, utc
 

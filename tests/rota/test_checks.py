@@ -6,7 +6,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from callrouter.core.localtime import Gap, gaps, instant, is_gap
-from callrouter.core.rota import on_call
+from callrouter.oncall.rota import on_call
 from callrouter.settings.rota_checks import (
     RotaProblem,
     dst_gap_problems,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from callrouter.core.rota import explain, on_call
+from callrouter.oncall.rota import explain, on_call
 from callrouter.settings.ics import IcsError, read_calendar, read_calendars
 from callrouter.settings.rota import Rotas
 from tests.rota.helpers import LONDON, WEEKDAY_DAYS, ids, london, rota_file, team, utc, whys

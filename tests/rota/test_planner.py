@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 
 from callrouter.core.plan import Candidate
-from callrouter.core.planner import (
+from callrouter.oncall.planner import (
     RotaPlanSource,
     UnknownAreaError,
     UnknownSpecialtyError,
     build_hunt_plan,
 )
-from callrouter.core.rota import UnknownTeamError
+from callrouter.oncall.rota import UnknownTeamError
 from callrouter.settings.dialplan import Dialplan, Strategy
 from tests.rota.helpers import MEMBERS, london, rotas
 

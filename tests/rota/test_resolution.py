@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callrouter.core.rota import UnknownTeamError, explain, on_call
+from callrouter.oncall.rota import UnknownTeamError, explain, on_call
 from callrouter.settings.rota import Rotas
 from tests.rota.helpers import (
     DAILY,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from callrouter.core.planner import RotaPlanSource
-from callrouter.core.rota import explain, on_call
+from callrouter.oncall.planner import RotaPlanSource
+from callrouter.oncall.rota import explain, on_call
 from callrouter.settings.loader import Settings, load_settings
 from callrouter.settings.rota import BankHolidays, TeamKind
 from callrouter.settings.rota_checks import dst_gap_problems, reference_problems

@@ -79,7 +79,7 @@ def test_the_bound_times_the_whisper_as_the_world_plays_it(tiny: Path) -> None:
         patience=(5.0, 0.0),
     )
     world.run()
-    played = {round(seconds, 6) for _, seconds in world._spoken.values()}
+    played = {round(seconds, 6) for seconds in world.whispers_played}
     dialplan = prepared.scenario.dialplans["sim"]
     expected = {
         round(whisper_seconds(dialplan, "Simulated Surgery", name), 6)

@@ -21,9 +21,9 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
-from callrouter.core.calendar import bank_holiday_name
 from callrouter.core.localtime import at_wall, instant, wall
 from callrouter.core.plan import Candidate
+from callrouter.oncall.calendar import bank_holiday_name
 from callrouter.settings.dialplan import WEEKDAYS
 from callrouter.settings.rota import (
     BankHolidays,

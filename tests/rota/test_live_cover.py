@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from callrouter.core.availability import AvailabilityMarks, Mark, TooManyMarksError
-from callrouter.core.live_cover import (
+from callrouter.oncall.live_cover import (
     CoverRejectedError,
     LiveOverride,
     check_live,
@@ -16,7 +16,7 @@ from callrouter.core.live_cover import (
     usable,
     with_live_overrides,
 )
-from callrouter.core.rota import explain
+from callrouter.oncall.rota import explain
 from callrouter.settings.rota import Override, Rotas
 from tests.rota.helpers import ids, london, rotas
 

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from callrouter.core.plan import HuntPlan, Tier
-from callrouter.core.rota import UnknownTeamError, explain
+from callrouter.oncall.rota import UnknownTeamError, explain
+from callrouter.settings.compile import hunt_policy
 from callrouter.settings.dialplan import Dialplan
 from callrouter.settings.rota import Rotas
 
@@ -35,7 +36,7 @@ def build_hunt_plan(dialplan: Dialplan, rotas: Rotas, specialty: str, at: dateti
         if team is None:
             raise UnknownTeamError(f"area {dialplan.area}, {specialty}: no team {team_id!r}")
         tiers.append(Tier(team.kind.value, team.id, explain(rotas, team_id, at).candidates))
-    return HuntPlan(dialplan.area, specialty, policy, tuple(tiers))
+    return HuntPlan(dialplan.area, specialty, hunt_policy(policy), tuple(tiers))
 
 
 class RotaPlanSource:
