@@ -9,7 +9,7 @@ from callrouter.core.domain import EndReason
 CONNECTED: Final = "connected"
 ABANDONED: Final = "abandoned"  # the GP hung up before anyone accepted
 NOT_CONNECTED: Final = "not_connected"  # we ended the call without a connection
-INTERRUPTED: Final = "interrupted"  # the engine died mid-call; set at restart
+INTERRUPTED: Final = "interrupted"  # the engine or the call's worker died mid-call
 
 OUTCOMES: Final = (CONNECTED, ABANDONED, NOT_CONNECTED, INTERRUPTED)
 
@@ -20,7 +20,7 @@ def call_outcome(reason: EndReason, *, connected: bool) -> str:
     """Collapse an end reason into one of ``OUTCOMES`` (a bounded set, safe as a label)."""
     if connected:
         return CONNECTED
-    if reason is EndReason.INTERRUPTED:
+    if reason in {EndReason.INTERRUPTED, EndReason.LOST}:
         return INTERRUPTED
     if reason in _GP_LEFT:
         return ABANDONED

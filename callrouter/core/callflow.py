@@ -345,10 +345,10 @@ class CallFlow:
             self._finish(self.end_reason, now)
 
     def _on_lost(self, event: ev.Lost, now: float) -> None:
-        """A worker died: losing the GP ends the call as interrupted; a consultant leg failed."""
+        """A worker died: losing the GP ends the call as lost; a consultant leg failed."""
         if event.leg == GP:
             self.gp_gone = True  # nothing can be said to a leg that is gone
-            self._finish(d.EndReason.INTERRUPTED, now)
+            self._finish(d.EndReason.LOST, now)
         else:
             self._on_leg_failed(ev.LegFailed(event.leg, 500, "lost with its worker"), now)
 

@@ -503,15 +503,15 @@ class TestHunting:
 
 
 class TestLostWorker:
-    """A worker that dies takes its legs: the call is recorded as interrupted, never hangs."""
+    """A worker that dies takes its legs: the call is recorded as lost, never hangs."""
 
-    def test_gp_lost_mid_hunt_ends_interrupted(self) -> None:
+    def test_gp_lost_mid_hunt_ends_lost(self) -> None:
         h = Harness()
         to_hunting(h)
         out = h.send(Lost(GP), after=3)
         assert c.Hangup("L1", "cancelled") in out
         assert not [x for x in h.of(c.Hangup, out) if x.leg == GP]
-        assert ended(h).reason is d.EndReason.INTERRUPTED
+        assert ended(h).reason is d.EndReason.LOST
         assert h.flow.next_deadline() is None
 
     def test_gp_lost_mid_call_keeps_talk_time(self) -> None:
@@ -519,7 +519,7 @@ class TestLostWorker:
         to_bridged(h)
         h.send(Lost(GP), after=100)
         end = ended(h)
-        assert (end.reason, end.connected) == (d.EndReason.INTERRUPTED, True)
+        assert (end.reason, end.connected) == (d.EndReason.LOST, True)
         assert end.talk_seconds == pytest.approx(100)
 
     def test_consultant_lost_while_ringing_moves_on(self) -> None:

@@ -415,7 +415,7 @@ class TestWorkerKilled:
         assert survivor.sent("BYE")[0].at > bye.at  # it went on after the other one ended
         engine.wait_idle()
         by_caller = {r["end_reason"]: r for r in records.calls(engine.db)}
-        assert set(by_caller) == {"interrupted", "completed"}, by_caller
+        assert set(by_caller) == {"lost", "completed"}, by_caller
         assert by_caller["completed"]["outcome"] == "connected"
 
         # the pool restarted the worker on its port: both take calls again

@@ -311,7 +311,7 @@ class TestWorkerDeath:
         _, sink = run_engine(scenario)
         end = sink.events[-1]
         assert isinstance(end, d.CallEnded)
-        assert end.reason is d.EndReason.INTERRUPTED
+        assert end.reason is d.EndReason.LOST
         [leg_end] = [ev for ev in sink.events if isinstance(ev, d.LegEnded)]
         assert leg_end.result is d.LegResult.CANCELLED
 
