@@ -1,0 +1,456 @@
+"""How many bridged calls with audio one machine holds through the edge and the worker pool
+(prints figures only; a script, not a test).
+
+    PYTHONPATH=. python benchmarks/sip_load.py [--max-calls 200] [--step 20] [--hold-seconds 10]
+        [--workers N] [--rate 20] [--answers 1000] [--idle-seconds 10] [--quick]
+
+One real ``callrouter run`` on a generated config: a Kamailio edge, N SIP workers (default: enough
+for --max-calls, plus a spare) and a rota of --max-calls + --step consultants whose URIs all name
+one sipp UAS on 127.0.0.1. Every call is a sipp GP (benchmarks/scenarios/load_gp.xml) that keys
+"1" at the menu as RFC 4733 and talks (PCMU every 20 ms); the consultant answers, keys "1" to
+accept and talks back; the GP hangs up after the hold. In the same run:
+
+1. Idle: CPU of the engine, each worker and Kamailio with no calls.
+2. Answer latency (GP's INVITE sent -> 200 received, sipp's microsecond traces), --answers calls
+   one at a time: sipp -> sipp directly (the baseline), then sipp -> edge -> worker -> engine.
+   The difference is what the engine adds at answer.
+3. Ramp: levels of --step, 2 x --step ... calls placed at --rate per second, every one held
+   together for --hold-seconds. A level passes when every GP call ran as scripted (no error,
+   no early BYE), every consultant was bridged, the consultants' traces show that many
+   bridged at once, and while all are held every GP's media stream carries the consultant's
+   talk frames (counted for one second on lo with a packet socket: needs root). The ramp
+   stops at the first level that fails; what it shows names the limit.
+   CPU and PSS (/proc/<pid>/smaps_rollup) of the engine, the workers and Kamailio are read
+   while every call of a level is held.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from benchmarks.edge_latency import answers
+from benchmarks.load_rig import (
+    EngineTree,
+    Usage,
+    free_tcp_port,
+    rtp_base,
+    talk_heard,
+    talk_pcap,
+    usage,
+)
+from benchmarks.sip_latency import by_call, direct, first, pct, trace
+from tests.e2e.tree import NUMBER, Member, Ports, TreeSpec, write_tree
+from tests.sip.conftest import LOOPBACK, SIPP, free_port, free_range
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+RTP_PORTS_PER_WORKER = 16  # 4 legs x RTP + RTCP, with room
+KEY_AT = 0.5  # the consultant keys "1" this long after its ACK (the whisper is playing)
+SET_UP_SECONDS = 3.0  # GP answered -> bridged, with room: menu key, hunt, ring, accept
+HEARD_FRAMES = 40  # of the 50 talk frames a bridged call carries to its GP each second
+MIB = 1024
+
+
+@dataclass
+class Level:
+    """One step of the ramp and what it showed."""
+
+    calls: int
+    passed: bool = False
+    ok: int = 0
+    failed: int = 0
+    bridged: int = 0  # consultant calls that ran as scripted
+    peak: int = 0  # most consultants bridged at once (from their traces)
+    hearing: int = 0  # GP media streams carrying the consultants' talk in one second, all held
+    answer_ms: list[float] = field(default_factory=list)
+    setup_rate: float = 0.0  # calls/s from the first INVITE to the last consultant ACK
+    cores: dict[str, float] = field(default_factory=dict)
+    machine_busy: float = 0.0
+    pss_kib: int = 0
+    evidence: list[str] = field(default_factory=list)
+
+
+def main() -> None:
+    args = _options()
+    if SIPP is None or shutil.which("espeak-ng") is None or not Path("/usr/sbin/kamailio").exists():
+        sys.exit("needs sipp (sip-tester), espeak-ng and kamailio")
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # Ctrl-C raises KeyboardInterrupt already
+    with tempfile.TemporaryDirectory(prefix="sip-load-") as tmp, contextlib.ExitStack() as stack:
+        work = Path(tmp)
+        consultant_port = free_port()
+        members = tuple(
+            Member(f"c{i:03d}", consultant_port) for i in range(args.max_calls + args.step)
+        )
+        ports = _ports(args.workers)
+        spec = TreeSpec(members=members, workers=args.workers, edge=True,
+                        max_concurrent_calls=args.max_calls * 2, edge_pike_requests=100_000,
+                        ring_seconds=10.0, confirm_seconds=5.0, log_level="WARNING")  # fmt: skip
+        write_tree(work / "tree", spec, ports, work / "prompts")
+        engine = EngineTree(work / "tree" / "config.yaml", ports, work)
+        stack.callback(engine.stop)
+        began = time.monotonic()
+        engine.start(limit=60 + args.workers * 2)
+        print(f"engine up: {args.workers} workers + edge in {time.monotonic() - began:.1f}s",
+              flush=True)  # fmt: skip
+        time.sleep(2.0)
+        idle0 = usage(engine.pids())
+        time.sleep(args.idle_seconds)
+        idle1 = usage(engine.pids())
+        print("answer passes...", flush=True)
+        base_answer, _ = direct(work, args.answers)
+        edge_answer = answers(work, "edge-answers", f"{LOOPBACK}:{ports.edge}", args.answers)
+        levels: list[Level] = []
+        for calls in range(args.step, args.max_calls + 1, args.step):
+            print(f"level {calls} calls...", flush=True)
+            level = _run_level(work, engine, consultant_port, calls, args, stack)
+            levels.append(level)
+            if not level.passed:
+                break
+            _wait_idle(engine, 60)
+        _report(args, idle0, idle1, base_answer, edge_answer, levels)
+
+
+def _options() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--max-calls", type=int, default=200, help="the last ramp level")
+    parser.add_argument("--step", type=int, default=20, help="calls added per level")
+    parser.add_argument("--hold-seconds", type=float, default=10.0, help="all calls held together")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="SIP workers (default: 2 calls each for --max-calls, plus 1 spare)",
+    )
+    parser.add_argument("--rate", type=float, default=20.0, help="new calls per second")
+    parser.add_argument("--answers", type=int, default=1000, help="calls per answer pass")
+    parser.add_argument("--idle-seconds", type=float, default=10.0)
+    smoke = "smoke run: 3 workers, levels of 2 and 4 calls, 30 answers"
+    parser.add_argument("--quick", action="store_true", help=smoke)
+    args = parser.parse_args()
+    if args.quick:
+        args.max_calls, args.step, args.hold_seconds = 4, 2, 2.0
+        args.answers, args.idle_seconds, args.rate = 30, 2.0, 10.0
+        args.workers = args.workers or 3
+    args.workers = args.workers or math.ceil(args.max_calls / 2) + 1
+    if args.step < 1 or args.max_calls < args.step or args.rate <= 0:
+        parser.error("need 1 <= --step <= --max-calls and --rate > 0")
+    return args
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _ports(workers: int) -> Ports:
+    first = free_range(workers + 1)  # the edge, then the workers' SIP ports
+    size = workers * RTP_PORTS_PER_WORKER
+    rtp = rtp_base(size)
+    return Ports(sip=first + 1, edge=first, rtp_min=rtp, rtp_max=rtp + size - 1,
+                 metrics=free_tcp_port(), health=free_tcp_port())  # fmt: skip
+
+
+# -- one level of the ramp ------------------------------------------------------------------------
+
+
+def _run_level(
+    work: Path,
+    engine: EngineTree,
+    consultant_port: int,
+    calls: int,
+    args: argparse.Namespace,
+    stack: contextlib.ExitStack,
+) -> Level:
+    level = Level(calls)
+    out = work / f"level-{calls}"
+    out.mkdir()
+    ramp = calls / args.rate
+    talk = args.hold_seconds + ramp + SET_UP_SECONDS
+    window = max(args.hold_seconds - 1.5, 0.5)  # CPU is read over this, all calls held
+    talk_pcap(out / "gp.pcap", talk, key_at=0.0)
+    talk_pcap(out / "consultant.pcap", talk + 2.0, key_at=KEY_AT)
+    consultant = _sipp(
+        out, "consultant", "load_consultant.xml", {"CONSULTANT_PCAP": out / "consultant.pcap"},
+        consultant_port, calls, timeout=talk + ramp + 60, media=free_range(4),
+    )  # fmt: skip
+    stack.callback(_kill, consultant)
+    time.sleep(0.3)
+    gp_media = free_range(4)
+    gp = _sipp(
+        out, "gp", "load_gp.xml", {"GP_PCAP": out / "gp.pcap"}, free_port(), calls,
+        timeout=talk + ramp + 60, media=gp_media,
+        extra=["-r", f"{args.rate:g}", "-set", "talk_ms", f"{talk * 1000:.0f}",
+               "-s", NUMBER, f"{LOOPBACK}:{engine.ports.edge}"],
+    )  # fmt: skip
+    stack.callback(_kill, gp)
+    held_from: Usage | None = None
+    held_to: Usage | None = None
+    deadline = time.monotonic() + talk + ramp + 90
+    while gp.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.25)
+        if held_from is None and _current_calls(out / "consultant") >= calls:
+            time.sleep(KEY_AT + 0.5)  # the last one keys "1" and is bridged
+            held_from = usage(engine.pids())
+            heard = talk_heard(gp_media, 1.0)
+            level.hearing = sum(1 for frames in heard.values() if frames >= HEARD_FRAMES)
+        elif held_from and not held_to and time.monotonic() >= held_from.at + window:
+            held_to = usage(engine.pids())
+    _kill(gp)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        consultant.wait(15)
+    _kill(consultant)
+    level.ok, level.failed = _counts(out / "gp")
+    level.bridged, _ = _counts(out / "consultant")
+    level.peak = _peak_bridged(out / "consultant")
+    if held_from and held_to:
+        level.cores = {r: held_from.cpu_share(held_to, r) for r in held_to.cpu}
+        level.machine_busy = held_from.machine_busy_share(held_to)
+        level.pss_kib = sum(held_to.pss.values())
+    _latency_and_rate(out, level)
+    level.passed = (
+        level.ok == calls and level.failed == 0 and level.bridged == calls
+        and level.peak >= calls and level.hearing == calls and held_to is not None
+    )  # fmt: skip
+    if not level.passed:
+        level.evidence = _evidence(out, engine, level)
+    return level
+
+
+def _sipp(
+    out: Path,
+    name: str,
+    scenario: str,
+    pcaps: dict[str, Path],
+    port: int,
+    calls: int,
+    *,
+    timeout: float,
+    media: int,
+    extra: Sequence[str] = (),
+) -> subprocess.Popen[bytes]:
+    assert SIPP is not None
+    text = (SCENARIOS / scenario).read_text()
+    for placeholder, path in pcaps.items():
+        text = text.replace(placeholder, str(path))
+    (out / scenario).write_text(text)
+    log = out / name
+    log.mkdir()
+    argv = [
+        SIPP, "-sf", str(out / scenario), "-i", LOOPBACK, "-p", str(port),
+        "-mp", str(media), "-cp", str(free_port()), "-m", str(calls), "-l", str(calls),
+        "-timeout", f"{timeout:.0f}s", "-timeout_error", "-nostdin", "-max_socket", "4096",
+        "-trace_stat", "-stf", str(log / "stat.csv"), "-fd", "1",
+        "-trace_err", "-error_file", str(log / "errors.log"),
+        "-trace_msg", "-message_file", str(log / "messages.log"), *extra,
+    ]  # fmt: skip
+    with (log / "stderr.log").open("wb") as err:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err)  # fmt: skip
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def _counts(log: Path) -> tuple[int, int]:
+    """sipp's last statistics line: calls that ran as scripted, and calls that failed."""
+    path = log / "stat.csv"
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    if len(lines) < 2:
+        return 0, 0
+    row = dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
+    return int(row.get("SuccessfulCall(C)", 0)), int(row.get("FailedCall(C)", 0))
+
+
+def _current_calls(log: Path) -> int:
+    """Calls the sipp has open now (its statistics, dumped every second)."""
+    path = log / "stat.csv"
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    if len(lines) < 2:
+        return 0
+    row = dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
+    return int(row.get("CurrentCall", 0))
+
+
+def _peak_bridged(log: Path) -> int:
+    """Most consultant calls bridged at once, seen by the consultants: from the "1" they keyed
+    (KEY_AT after their ACK) to the BYE they received."""
+    changes = []
+    for call in by_call(trace(log / "messages.log")):
+        acks = [m.at for m in call if m.received and m.is_("ACK")]
+        byes = [m.at for m in call if m.received and m.is_("BYE")]
+        if acks and byes:
+            changes += [(acks[0] + KEY_AT, 1), (byes[0], -1)]
+    peak = now = 0
+    for _, step in sorted(changes):
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def _latency_and_rate(out: Path, level: Level) -> None:
+    gp_calls = by_call(trace(out / "gp" / "messages.log"))
+    for call in gp_calls:
+        with contextlib.suppress(StopIteration):
+            sent = first(call, "INVITE", None, received=False)
+            level.answer_ms.append((first(call, "200", "INVITE", received=True) - sent) * 1000)
+    acks = [m.at for m in trace(out / "consultant" / "messages.log") if m.received and m.is_("ACK")]
+    if gp_calls and acks:
+        start = min(c[0].at for c in gp_calls)
+        level.setup_rate = len(acks) / max(max(acks) - start, 1e-3)
+
+
+def _evidence(out: Path, engine: EngineTree, level: Level) -> list[str]:
+    """What the failed level shows about the limit."""
+    found = []
+    finals: dict[str, int] = {}
+    byes = 0
+    for call in by_call(trace(out / "gp" / "messages.log")):
+        for m in call:
+            if m.received and m.cseq.endswith("INVITE") and m.first[8:9] in "3456":
+                code = m.first.split(" ", 2)[1]
+                finals[code] = finals.get(code, 0) + 1
+            if m.received and m.is_("BYE"):
+                byes += 1
+    if finals:
+        found.append("GP INVITEs refused: " + ", ".join(f"{n} x {c}" for c, n in finals.items()))
+    if byes:
+        found.append(f"{byes} GP calls hung up by the engine before the GP's BYE")
+    if level.machine_busy >= 0.9:
+        found.append(f"machine CPU {level.machine_busy:.0%} busy while calls were held: CPU")
+    errors = out / "gp" / "errors.log"
+    if errors.exists():
+        text = errors.read_text(errors="replace")
+        timeouts = text.count("timeout")
+        if timeouts:
+            found.append(f"{timeouts} GP timeouts in sipp's error log")
+    log = engine.tail(2_000_000)
+    for needle, meaning in (
+        ("no free call slot", "slots (pool full)"),
+        ("ETOOMANY", "slots (pjsua's 4 legs)"),
+        ("Address already in use", "ports"),
+        ("no_slot", "slots (admission)"),
+        ("worker_died", "a worker died"),
+    ):
+        count = log.count(needle)
+        if count:
+            found.append(f"engine log: {count} x {needle!r} -> {meaning}")
+    return found or ["no refusal seen; see the level's sipp traces"]
+
+
+def _wait_idle(engine: EngineTree, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            if engine.health().get("active_calls") == 0:
+                time.sleep(1.0)
+                return
+        time.sleep(0.5)
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def _pct_line(name: str, ms: Sequence[float], base: Sequence[float] | None = None) -> str:
+    text = (f"  {name:<34} n={len(ms):<5} p50={statistics.median(ms):7.2f} ms"
+            f"  p99={pct(ms, 0.99):7.2f} ms  max={max(ms):7.2f} ms")  # fmt: skip
+    if base:
+        text += (f"  added p50={statistics.median(ms) - statistics.median(base):6.2f} ms"
+                 f" p99={pct(ms, 0.99) - pct(base, 0.99):6.2f} ms")  # fmt: skip
+    return text
+
+
+def _report(
+    args: argparse.Namespace,
+    idle0: Usage,
+    idle1: Usage,
+    base_answer: list[float],
+    edge_answer: list[float],
+    levels: list[Level],
+) -> None:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    print(f"\nsip_load: {args.workers} workers + Kamailio edge, {os.cpu_count()} cores, "
+          f"load average {load[0]:.1f} at the end; {time.strftime('%Y-%m-%d %H:%M')}")  # fmt: skip
+    print("idle (no calls)")
+    workers = max(idle1.count.get("workers", 1), 1)
+    for who in ("engine", "workers", "kamailio"):
+        print(
+            f"  {who:<9} CPU {idle0.cpu_share(idle1, who) * 100:6.2f}% of a core"
+            f"  PSS {idle1.pss.get(who, 0) / MIB:8.1f} MiB  ({idle1.count.get(who, 0)} procs)"
+        )
+    per_worker = idle0.cpu_share(idle1, "workers") / workers
+    print(
+        f"  idle CPU per worker: {per_worker * 100:.2f}% of a core"
+        f" (goal <= 0.2%); PSS per worker {idle1.pss.get('workers', 0) / workers / MIB:.1f} MiB"
+    )
+    print("answer latency, INVITE -> 200 at the GP, calls one at a time")
+    print(_pct_line("sipp -> sipp (baseline)", [s * 1000 for s in base_answer]))
+    print(_pct_line("sipp -> edge -> engine", [s * 1000 for s in edge_answer],
+                    [s * 1000 for s in base_answer]))  # fmt: skip
+    if len(edge_answer) < 1000:
+        print("  (fewer than 1,000 samples: p99 is close to the maximum)")
+    print(
+        f"ramp: +{args.step} calls per level at {args.rate:g} calls/s,"
+        f" all held together {args.hold_seconds:g}s"
+    )
+    idle_cores = sum(idle0.cpu_share(idle1, r) for r in idle1.cpu)
+    idle_pss = sum(idle1.pss.values())
+    for lv in levels:
+        busy = sum(lv.cores.values())
+        per_call = (busy - idle_cores) / lv.calls * 100 if lv.cores else float("nan")
+        print(
+            f"  {lv.calls:4d} calls: {'PASS' if lv.passed else 'FAIL'}  GP ok={lv.ok}"
+            f" failed={lv.failed}  consultants bridged={lv.bridged}, at once={lv.peak},"
+            f" heard by the GP={lv.hearing}  set-up {lv.setup_rate:.1f} calls/s"
+        )
+        print(
+            f"    tree CPU {busy * 100:.1f}% of a core (machine {lv.machine_busy:.0%} busy),"
+            f" {per_call:+.2f}% of a core per call above idle; PSS {lv.pss_kib / MIB:.0f} MiB"
+        )
+        if lv.answer_ms:
+            print("    " + _pct_line("answer under load", lv.answer_ms).strip())
+        for item in lv.evidence:
+            print(f"    limit evidence: {item}")
+    best = max((lv for lv in levels if lv.passed), key=lambda lv: lv.calls, default=None)
+    print("summary")
+    if best is None:
+        print("  no level passed")
+    else:
+        marginal = (best.pss_kib - idle_pss) / best.calls / MIB
+        busy = sum(best.cores.values())
+        print(f"  most concurrent bridged calls held, 0 failed: {best.calls} (goal >= 200)")
+        print(f"  calls/s set up at that level: {best.setup_rate:.1f} (offered {args.rate:g})")
+        print(
+            f"  CPU per bridged call: {(busy - idle_cores) / best.calls * 100:.2f}% of a core"
+            f" above idle; {busy / best.calls * 100:.2f}% with the idle pool"
+        )
+        print(
+            f"  PSS per bridged call: {best.pss_kib / best.calls / MIB:.1f} MiB with the whole"
+            f" tree (goal <= 10 MB); {marginal:.2f} MiB above idle"
+        )
+    added = pct(edge_answer, 0.99) - pct(base_answer, 0.99)
+    print(f"  answer p99 added through the edge: {added * 1000:.2f} ms (goal <= 5 ms)")
+    print(f"  idle per spare worker: {per_worker * 100:.2f}% of a core (goal <= 0.2%)")
+    failed = next((lv for lv in levels if not lv.passed), None)
+    if failed is None:
+        print(f"  limit: not reached by --max-calls {args.max_calls}")
+    else:
+        print(f"  limit at {failed.calls} calls: " + "; ".join(failed.evidence))
+
+
+if __name__ == "__main__":
+    main()
