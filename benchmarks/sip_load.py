@@ -87,7 +87,8 @@ def main() -> None:
     args = _options()
     if SIPP is None or shutil.which("espeak-ng") is None or not Path("/usr/sbin/kamailio").exists():
         sys.exit("needs sipp (sip-tester), espeak-ng and kamailio")
-    signal.signal(signal.SIGTERM, _exit_on_signal)  # Ctrl-C raises KeyboardInterrupt already
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):  # SIGINT: even if inherited
+        signal.signal(signum, _exit_on_signal)  # as ignored (started in the background)
     with tempfile.TemporaryDirectory(prefix="sip-load-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         consultant_port = free_port()
