@@ -105,16 +105,18 @@ class EngineTree:
             body = json_loads(error.read())
         return body
 
-    def metric(self, name: str) -> float:
-        """The sum of every series of ``name`` in the engine's /metrics."""
+    def series(self) -> dict[str, float]:
+        """Every series of the engine's /metrics: ``name{labels}`` -> value."""
         url = f"http://{LOOPBACK}:{self.ports.metrics}/metrics"
         with urllib.request.urlopen(url, timeout=5) as response:
             text = response.read().decode()
-        total = 0.0
+        found = {}
         for line in text.splitlines():
-            if line.startswith(name) and line[len(name)] in " {":
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                with contextlib.suppress(ValueError):
+                    found[key] = float(value)
+        return found
 
     def pids(self) -> list[int]:
         """The engine and every descendant: the workers, Kamailio and its children."""
@@ -206,6 +208,8 @@ def role(pid: int) -> str:
         return "gone"
     if b"kamailio" in cmdline:
         return "kamailio"
+    if cmdline.startswith(b"/usr/bin/sipp"):
+        return "sipp"
     if b"callrouter.sip.worker" in cmdline:
         return "workers"
     return "engine"

@@ -77,8 +77,10 @@ class Level:
     hearing: int = 0  # GP media streams carrying the consultants' talk in one second, all held
     answer_ms: list[float] = field(default_factory=list)
     setup_rate: float = 0.0  # calls/s from the first INVITE to the last consultant ACK
-    cores: dict[str, float] = field(default_factory=dict)
-    machine_busy: float = 0.0
+    cores: dict[str, float] = field(default_factory=dict)  # engine, workers, kamailio
+    sipp_cores: float = 0.0  # the two sipp peers
+    machine_busy: float = 0.0  # share of all cores, while every call was held
+    machine_busy_whole: float = 0.0  # the same, over the whole level
     pss_kib: int = 0
     evidence: list[str] = field(default_factory=list)
 
@@ -175,6 +177,8 @@ def _run_level(
     stack: contextlib.ExitStack,
 ) -> Level:
     level = Level(calls)
+    before = _series(engine)
+    began = usage(engine.pids())
     out = work / f"level-{calls}"
     out.mkdir()
     ramp = calls / args.rate
@@ -203,29 +207,32 @@ def _run_level(
         time.sleep(0.25)
         if held_from is None and _current_calls(out / "consultant") >= calls:
             time.sleep(KEY_AT + 0.5)  # the last one keys "1" and is bridged
-            held_from = usage(engine.pids())
+            held_from = usage([*engine.pids(), gp.pid, consultant.pid])
             heard = talk_heard(gp_media, 1.0)
             level.hearing = sum(1 for frames in heard.values() if frames >= HEARD_FRAMES)
         elif held_from and not held_to and time.monotonic() >= held_from.at + window:
-            held_to = usage(engine.pids())
+            held_to = usage([*engine.pids(), gp.pid, consultant.pid])
+    ended = usage(engine.pids())
+    level.machine_busy_whole = began.machine_busy_share(ended)
     _kill(gp)
     with contextlib.suppress(subprocess.TimeoutExpired):
-        consultant.wait(15)
+        consultant.wait(5)
     _kill(consultant)
     level.ok, level.failed = _counts(out / "gp")
     level.bridged, _ = _counts(out / "consultant")
     level.peak = _peak_bridged(out / "consultant")
     if held_from and held_to:
-        level.cores = {r: held_from.cpu_share(held_to, r) for r in held_to.cpu}
+        level.cores = {r: held_from.cpu_share(held_to, r) for r in held_to.cpu if r != "sipp"}
+        level.sipp_cores = held_from.cpu_share(held_to, "sipp")
         level.machine_busy = held_from.machine_busy_share(held_to)
-        level.pss_kib = sum(held_to.pss.values())
+        level.pss_kib = sum(kib for r, kib in held_to.pss.items() if r != "sipp")
     _latency_and_rate(out, level)
     level.passed = (
         level.ok == calls and level.failed == 0 and level.bridged == calls
         and level.peak >= calls and level.hearing == calls and held_to is not None
     )  # fmt: skip
     if not level.passed:
-        level.evidence = _evidence(out, engine, level)
+        level.evidence = _evidence(out, engine, level, before, args.workers)
     return level
 
 
@@ -315,7 +322,16 @@ def _latency_and_rate(out: Path, level: Level) -> None:
         level.setup_rate = len(acks) / max(max(acks) - start, 1e-3)
 
 
-def _evidence(out: Path, engine: EngineTree, level: Level) -> list[str]:
+def _series(engine: EngineTree) -> dict[str, float]:
+    try:
+        return engine.series()
+    except (OSError, ValueError):
+        return {}
+
+
+def _evidence(
+    out: Path, engine: EngineTree, level: Level, before: dict[str, float], workers: int
+) -> list[str]:
     """What the failed level shows about the limit."""
     found = []
     finals: dict[str, int] = {}
@@ -329,22 +345,34 @@ def _evidence(out: Path, engine: EngineTree, level: Level) -> list[str]:
                 byes += 1
     if finals:
         found.append("GP INVITEs refused: " + ", ".join(f"{n} x {c}" for c, n in finals.items()))
+    if "503" in finals and level.calls > 2 * workers:
+        found.append(f"slots: {workers} workers hold {2 * workers} bridged calls (4 legs each)")
     if byes:
         found.append(f"{byes} GP calls hung up by the engine before the GP's BYE")
-    if level.machine_busy >= 0.9:
-        found.append(f"machine CPU {level.machine_busy:.0%} busy while calls were held: CPU")
+    busy = max(level.machine_busy, level.machine_busy_whole)
+    if busy >= 0.9:
+        found.append(f"machine CPU {busy:.0%} busy during the level (all users) -> CPU")
+    after = _series(engine)
+    for key, value in sorted(after.items()):
+        interesting = ("calls_ended", "legs_total", "refused")
+        normal = ('outcome="connected"', 'result="accepted"')
+        if (
+            any(word in key for word in interesting)
+            and not any(word in key for word in normal)
+            and value - before.get(key, 0.0) > 0
+        ):
+            found.append(f"engine metric {key} +{value - before.get(key, 0.0):.0f}")
     errors = out / "gp" / "errors.log"
     if errors.exists():
         text = errors.read_text(errors="replace")
         timeouts = text.count("timeout")
         if timeouts:
             found.append(f"{timeouts} GP timeouts in sipp's error log")
-    log = engine.tail(2_000_000)
+    log = engine.tail(20_000_000)
     for needle, meaning in (
         ("no free call slot", "slots (pool full)"),
         ("ETOOMANY", "slots (pjsua's 4 legs)"),
         ("Address already in use", "ports"),
-        ("no_slot", "slots (admission)"),
         ("worker_died", "a worker died"),
     ):
         count = log.count(needle)
@@ -418,10 +446,14 @@ def _report(
             f" failed={lv.failed}  consultants bridged={lv.bridged}, at once={lv.peak},"
             f" heard by the GP={lv.hearing}  set-up {lv.setup_rate:.1f} calls/s"
         )
-        print(
-            f"    tree CPU {busy * 100:.1f}% of a core (machine {lv.machine_busy:.0%} busy),"
-            f" {per_call:+.2f}% of a core per call above idle; PSS {lv.pss_kib / MIB:.0f} MiB"
-        )
+        if lv.cores:
+            print(
+                f"    tree CPU {busy:.1%} of a core (sipp peers {lv.sipp_cores:.0%}),"
+                f" machine {lv.machine_busy:.0%} of {os.cpu_count()} cores busy;"
+                f" {per_call:+.2f}% of a core per call above idle; PSS {lv.pss_kib / MIB:.0f} MiB"
+            )
+        else:
+            print(f"    never all held (machine {lv.machine_busy_whole:.0%} busy over the level)")
         if lv.answer_ms:
             print("    " + _pct_line("answer under load", lv.answer_ms).strip())
         for item in lv.evidence:
