@@ -12,8 +12,8 @@ accept and talks back; the GP hangs up after the hold. In the same run:
 
 1. Idle: CPU of the engine, each worker and Kamailio with no calls.
 2. Answer latency (GP's INVITE sent -> 200 received, sipp's microsecond traces), --answers calls
-   one at a time: sipp -> sipp directly (the baseline), then sipp -> edge -> worker -> engine.
-   The difference is what the engine adds at answer.
+   one at a time: sipp -> sipp directly (the baseline) and sipp -> edge -> worker -> engine, in
+   alternating chunks of 100. The difference is what the engine adds at answer.
 3. Ramp: levels of --step, 2 x --step ... calls placed at --rate per second, every one held
    together for --hold-seconds. A level passes when every GP call ran as scripted (no error,
    no early BYE), every consultant was bridged, the consultants' traces show that many
@@ -62,6 +62,7 @@ KEY_AT = 0.5  # the consultant keys "1" this long after its ACK (the whisper is 
 SET_UP_SECONDS = 3.0  # GP answered -> bridged, with room: menu key, hunt, ring, accept
 HEARD_FRAMES = 40  # of the 50 talk frames a bridged call carries to its GP each second
 MIB = 1024
+ANSWER_CHUNK = 100  # calls per answer pass before the other pass takes a turn
 
 
 @dataclass
@@ -113,8 +114,7 @@ def main() -> None:
         time.sleep(args.idle_seconds)
         idle1 = usage(engine.pids())
         print("answer passes...", flush=True)
-        base_answer, _ = direct(work, args.answers)
-        edge_answer = answers(work, "edge-answers", f"{LOOPBACK}:{ports.edge}", args.answers)
+        base_answer, edge_answer = _answer_passes(work, ports, args.answers)
         levels: list[Level] = []
         for calls in range(args.step, args.max_calls + 1, args.step):
             print(f"level {calls} calls...", flush=True)
@@ -124,6 +124,21 @@ def main() -> None:
                 break
             _wait_idle(engine, 60)
         _report(args, idle0, idle1, base_answer, edge_answer, levels)
+
+
+def _answer_passes(work: Path, ports: Ports, total: int) -> tuple[list[float], list[float]]:
+    """INVITE -> 200 of sipp -> sipp and of sipp -> edge, in alternating chunks of about 100
+    calls, so load from anything else on the machine weighs on both alike."""
+    base: list[float] = []
+    edge: list[float] = []
+    chunks = max(1, round(total / ANSWER_CHUNK))
+    for i in range(chunks):
+        size = total // chunks + (1 if i < total % chunks else 0)
+        folder = work / f"answers-{i}"
+        folder.mkdir()
+        base += direct(folder, size)[0]
+        edge += answers(folder, "edge", f"{LOOPBACK}:{ports.edge}", size)
+    return base, edge
 
 
 def _options() -> argparse.Namespace:
