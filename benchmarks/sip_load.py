@@ -418,6 +418,16 @@ def _pct_line(name: str, ms: Sequence[float], base: Sequence[float] | None = Non
     return text
 
 
+def _slope(points: Sequence[tuple[int, float]]) -> float:
+    """Least-squares slope of cores against calls."""
+    if len(points) < 2:
+        return float("nan")
+    mx = statistics.fmean(x for x, _ in points)
+    my = statistics.fmean(y for _, y in points)
+    den = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / den if den else float("nan")
+
+
 def _report(
     args: argparse.Namespace,
     idle0: Usage,
@@ -482,9 +492,13 @@ def _report(
         busy = sum(best.cores.values())
         print(f"  most concurrent bridged calls held, 0 failed: {best.calls} (goal >= 200)")
         print(f"  calls/s set up at that level: {best.setup_rate:.1f} (offered {args.rate:g})")
+        points = [(0, idle_cores)] + [
+            (lv.calls, sum(lv.cores.values())) for lv in levels if lv.cores
+        ]
         print(
             f"  CPU per bridged call: {(busy - idle_cores) / best.calls * 100:.2f}% of a core"
-            f" above idle; {busy / best.calls * 100:.2f}% with the idle pool"
+            f" above idle at {best.calls}; slope over the levels {_slope(points) * 100:.2f}%;"
+            f" {busy / best.calls * 100:.2f}% with the idle pool"
         )
         print(
             f"  PSS per bridged call: {best.pss_kib / best.calls / MIB:.1f} MiB with the whole"
