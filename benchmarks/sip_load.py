@@ -223,8 +223,7 @@ def _run_level(
         if held_from is None and _current_calls(out / "consultant") >= calls:
             time.sleep(KEY_AT + 0.5)  # the last one keys "1" and is bridged
             held_from = usage([*engine.pids(), gp.pid, consultant.pid])
-            heard = talk_heard(gp_media, 1.0)
-            level.hearing = sum(1 for frames in heard.values() if frames >= HEARD_FRAMES)
+            level.hearing = _hearing(gp_media, calls)
         elif held_from and not held_to and time.monotonic() >= held_from.at + window:
             held_to = usage([*engine.pids(), gp.pid, consultant.pid])
     ended = usage(engine.pids())
@@ -249,6 +248,18 @@ def _run_level(
     if not level.passed:
         level.evidence = _evidence(out, engine, level, before, args.workers)
     return level
+
+
+def _hearing(gp_media: int, calls: int) -> int:
+    """GP streams that carried at least HEARD_FRAMES talk frames in one second (up to three
+    tries, so a call bridged a moment late is not missed)."""
+    streams: set[int] = set()
+    for _ in range(3):
+        heard = talk_heard(gp_media, 1.0)
+        streams |= {port for port, frames in heard.items() if frames >= HEARD_FRAMES}
+        if len(streams) >= calls:
+            break
+    return len(streams)
 
 
 def _sipp(
@@ -364,6 +375,11 @@ def _evidence(
         found.append(f"slots: {workers} workers hold {2 * workers} bridged calls (4 legs each)")
     if byes:
         found.append(f"{byes} GP calls hung up by the engine before the GP's BYE")
+    if level.hearing < level.calls:
+        found.append(
+            f"{level.hearing} of {level.calls} GPs heard >= {HEARD_FRAMES} of the consultant's"
+            " 50 talk frames in a second (audio late or missing)"
+        )
     busy = max(level.machine_busy, level.machine_busy_whole)
     if busy >= 0.9:
         found.append(f"machine CPU {busy:.0%} busy during the level (all users) -> CPU")
