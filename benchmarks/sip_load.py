@@ -15,11 +15,11 @@ accept and talks back; the GP hangs up after the hold. In the same run:
    one at a time: sipp -> sipp directly (the baseline) and sipp -> edge -> worker -> engine, in
    alternating chunks of 100. The difference is what the engine adds at answer.
 3. Ramp: levels of --step, 2 x --step ... calls placed at --rate per second, every one held
-   together for --hold-seconds. A level passes when every GP call ran as scripted (no error,
-   no early BYE), every consultant was bridged, the consultants' traces show that many
-   bridged at once, and while all are held every GP's media stream carries the consultant's
-   talk frames (counted for one second on lo with a packet socket: needs root). The ramp
-   stops at the first level that fails; what it shows names the limit.
+   together for --hold-seconds. A level passes when every GP and consultant sipp call ran as
+   scripted (no error, no early BYE), the engine's records show every call connected and all
+   of them bridged at once, and while all are held every GP's media stream carries the
+   consultant's talk frames (>= 40 of 50 a second, counted on lo with a packet socket: needs
+   root). The ramp stops at the first level that fails; what it shows names the limit.
    CPU and PSS (/proc/<pid>/smaps_rollup) of the engine, the workers and Kamailio are read
    while every call of a level is held.
 """
@@ -32,6 +32,7 @@ import math
 import os
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -73,15 +74,17 @@ class Level:
     passed: bool = False
     ok: int = 0
     failed: int = 0
-    bridged: int = 0  # consultant calls that ran as scripted
-    peak: int = 0  # most consultants bridged at once (from their traces)
-    hearing: int = 0  # GP media streams carrying the consultants' talk in one second, all held
+    bridged: int = 0  # consultant sipp calls that ran as scripted
+    connected: int = 0  # calls the engine recorded connected
+    peak: int = 0  # most of them bridged at once (connected_at..ended_at in its records)
+    hearing: int = -1  # GP streams carrying the consultants' talk (-1: never all up)
     answer_ms: list[float] = field(default_factory=list)
     setup_rate: float = 0.0  # calls/s from the first INVITE to the last consultant ACK
     cores: dict[str, float] = field(default_factory=dict)  # engine, workers, kamailio
     sipp_cores: float = 0.0  # the two sipp peers
     machine_busy: float = 0.0  # share of all cores, while every call was held
     machine_busy_whole: float = 0.0  # the same, over the whole level
+    tree_whole: float = 0.0  # cores the engine tree used over the whole level
     pss_kib: int = 0
     evidence: list[str] = field(default_factory=list)
 
@@ -192,6 +195,7 @@ def _run_level(
     stack: contextlib.ExitStack,
 ) -> Level:
     level = Level(calls)
+    level_start = time.time()
     before = _series(engine)
     began = usage(engine.pids())
     out = work / f"level-{calls}"
@@ -228,13 +232,15 @@ def _run_level(
             held_to = usage([*engine.pids(), gp.pid, consultant.pid])
     ended = usage(engine.pids())
     level.machine_busy_whole = began.machine_busy_share(ended)
+    level.tree_whole = sum(began.cpu_share(ended, r) for r in ended.cpu)
     _kill(gp)
     with contextlib.suppress(subprocess.TimeoutExpired):
         consultant.wait(5)
     _kill(consultant)
     level.ok, level.failed = _counts(out / "gp")
     level.bridged, _ = _counts(out / "consultant")
-    level.peak = _peak_bridged(out / "consultant")
+    _wait_idle(engine, 30)  # its records are written by then
+    level.connected, level.peak = _recorded(work / "cdr.sqlite3", level_start)
     if held_from and held_to:
         level.cores = {r: held_from.cpu_share(held_to, r) for r in held_to.cpu if r != "sipp"}
         level.sipp_cores = held_from.cpu_share(held_to, "sipp")
@@ -243,7 +249,8 @@ def _run_level(
     _latency_and_rate(out, level)
     level.passed = (
         level.ok == calls and level.failed == 0 and level.bridged == calls
-        and level.peak >= calls and level.hearing == calls and held_to is not None
+        and level.connected == calls and level.peak >= calls and level.hearing == calls
+        and held_to is not None
     )  # fmt: skip
     if not level.passed:
         level.evidence = _evidence(out, engine, level, before, args.workers)
@@ -320,20 +327,21 @@ def _current_calls(log: Path) -> int:
     return int(row.get("CurrentCall", 0))
 
 
-def _peak_bridged(log: Path) -> int:
-    """Most consultant calls bridged at once, seen by the consultants: from the "1" they keyed
-    (KEY_AT after their ACK) to the BYE they received."""
-    changes = []
-    for call in by_call(trace(log / "messages.log")):
-        acks = [m.at for m in call if m.received and m.is_("ACK")]
-        byes = [m.at for m in call if m.received and m.is_("BYE")]
-        if acks and byes:
-            changes += [(acks[0] + KEY_AT, 1), (byes[0], -1)]
+def _recorded(db: Path, since: float) -> tuple[int, int]:
+    """Calls offered since ``since`` that the engine recorded connected, and the most of them
+    bridged at once (from connected_at to ended_at)."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        rows = conn.execute(
+            "SELECT connected_at, ended_at FROM calls WHERE offered_at >= ?"
+            " AND connected_at IS NOT NULL",
+            (since,),
+        ).fetchall()
+    changes = [(row[0], 1) for row in rows] + [(row[1] or math.inf, -1) for row in rows]
     peak = now = 0
     for _, step in sorted(changes):
         now += step
         peak = max(peak, now)
-    return peak
+    return len(rows), peak
 
 
 def _latency_and_rate(out: Path, level: Level) -> None:
@@ -375,14 +383,19 @@ def _evidence(
         found.append(f"slots: {workers} workers hold {2 * workers} bridged calls (4 legs each)")
     if byes:
         found.append(f"{byes} GP calls hung up by the engine before the GP's BYE")
-    if level.hearing < level.calls:
+    if level.hearing < 0:
+        found.append("never every consultant leg up at once: audio not checked")
+    elif level.hearing < level.calls:
         found.append(
             f"{level.hearing} of {level.calls} GPs heard >= {HEARD_FRAMES} of the consultant's"
             " 50 talk frames in a second (audio late or missing)"
         )
     busy = max(level.machine_busy, level.machine_busy_whole)
     if busy >= 0.9:
-        found.append(f"machine CPU {busy:.0%} busy during the level (all users) -> CPU")
+        found.append(
+            f"machine CPU {busy:.0%} busy during the level (all users; the engine tree"
+            f" {level.tree_whole:.0%} of a core) -> CPU"
+        )
     after = _series(engine)
     for key, value in sorted(after.items()):
         interesting = ("calls_ended", "legs_total", "refused")
@@ -483,9 +496,10 @@ def _report(
         busy = sum(lv.cores.values())
         per_call = (busy - idle_cores) / lv.calls * 100 if lv.cores else float("nan")
         print(
-            f"  {lv.calls:4d} calls: {'PASS' if lv.passed else 'FAIL'}  GP ok={lv.ok}"
-            f" failed={lv.failed}  consultants bridged={lv.bridged}, at once={lv.peak},"
-            f" heard by the GP={lv.hearing}  set-up {lv.setup_rate:.1f} calls/s"
+            f"  {lv.calls:4d} calls: {'PASS' if lv.passed else 'FAIL'}  GP scripts ok={lv.ok}"
+            f" failed={lv.failed}, consultant scripts ok={lv.bridged}; engine records"
+            f" connected={lv.connected}, at once={lv.peak}; GPs hearing the consultant="
+            f"{'n/a' if lv.hearing < 0 else lv.hearing}; set-up {lv.setup_rate:.1f} calls/s"
         )
         if lv.cores:
             print(
