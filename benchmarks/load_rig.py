@@ -337,3 +337,15 @@ def talk_heard(port: int, seconds: float) -> dict[int, int]:
             if dport == port and data[start + 8 + 12 : start + 8 + 12 + 40] in _TALK_FRAME * 2:
                 heard[sport] = heard.get(sport, 0) + 1
     return heard
+
+
+def udp_drops(low: int, high: int) -> int:
+    """Datagrams the kernel dropped (receive buffer full) on loopback UDP sockets bound to a
+    port in ``low..high``, since each socket was opened (/proc/net/udp, last column)."""
+    total = 0
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        port = int(fields[1].rsplit(":", 1)[1], 16)
+        if low <= port <= high:
+            total += int(fields[-1])
+    return total

@@ -51,6 +51,7 @@ from benchmarks.load_rig import (
     rtp_base,
     talk_heard,
     talk_pcap,
+    udp_drops,
     usage,
 )
 from benchmarks.sip_latency import by_call, direct, first, pct, trace
@@ -85,6 +86,7 @@ class Level:
     machine_busy: float = 0.0  # share of all cores, while every call was held
     machine_busy_whole: float = 0.0  # the same, over the whole level
     tree_whole: float = 0.0  # cores the engine tree used over the whole level
+    drops: int = 0  # datagrams dropped on the edge's and workers' sockets (most seen at once)
     pss_kib: int = 0
     evidence: list[str] = field(default_factory=list)
 
@@ -197,6 +199,7 @@ def _run_level(
     level = Level(calls)
     level_start = time.time()
     before = _series(engine)
+    drops = _tree_drops(engine, args.workers)
     began = usage(engine.pids())
     out = work / f"level-{calls}"
     out.mkdir()
@@ -224,6 +227,8 @@ def _run_level(
     deadline = time.monotonic() + talk + ramp + 90
     while gp.poll() is None and time.monotonic() < deadline:
         time.sleep(0.25)
+        # per-socket counters vanish with their sockets (a leg's RTP): keep the most seen
+        level.drops = max(level.drops, _tree_drops(engine, args.workers) - drops)
         if held_from is None and _current_calls(out / "consultant") >= calls:
             time.sleep(KEY_AT + 0.5)  # the last one keys "1" and is bridged
             held_from = usage([*engine.pids(), gp.pid, consultant.pid])
@@ -233,6 +238,7 @@ def _run_level(
     ended = usage(engine.pids())
     level.machine_busy_whole = began.machine_busy_share(ended)
     level.tree_whole = sum(began.cpu_share(ended, r) for r in ended.cpu)
+
     _kill(gp)
     with contextlib.suppress(subprocess.TimeoutExpired):
         consultant.wait(5)
@@ -255,6 +261,11 @@ def _run_level(
     if not level.passed:
         level.evidence = _evidence(out, engine, level, before, args.workers)
     return level
+
+
+def _tree_drops(engine: EngineTree, workers: int) -> int:
+    ports = engine.ports
+    return udp_drops(ports.edge, ports.sip + workers - 1) + udp_drops(ports.rtp_min, ports.rtp_max)
 
 
 def _hearing(gp_media: int, calls: int) -> int:
@@ -390,6 +401,11 @@ def _evidence(
             f"{level.hearing} of {level.calls} GPs heard >= {HEARD_FRAMES} of the consultant's"
             " 50 talk frames in a second (audio late or missing)"
         )
+    if level.drops > 0:
+        found.append(
+            f"{level.drops} datagrams dropped on the edge's and workers' sockets (receive buffer"
+            " full: not read in time)"
+        )
     busy = max(level.machine_busy, level.machine_busy_whole)
     if busy >= 0.9:
         found.append(
@@ -505,7 +521,8 @@ def _report(
             print(
                 f"    tree CPU {busy:.1%} of a core (sipp peers {lv.sipp_cores:.0%}),"
                 f" machine {lv.machine_busy:.0%} of {os.cpu_count()} cores busy;"
-                f" {per_call:+.2f}% of a core per call above idle; PSS {lv.pss_kib / MIB:.0f} MiB"
+                f" {per_call:+.2f}% of a core per call above idle; PSS {lv.pss_kib / MIB:.0f} MiB;"
+                f" {lv.drops} datagrams dropped on the tree's sockets"
             )
         else:
             print(f"    never all held (machine {lv.machine_busy_whole:.0%} busy over the level)")
