@@ -10,6 +10,13 @@ than that spread, ``noise`` is positive but within it, ``MISS`` is negative. Goa
 callrouter/sim/verdict.py): FTCR >= best fixed strategy's - 0.5 pt; mean connection <= 1.25 x
 the bound's; rings per connected call <= linear's; no consultant above max(linear's top share,
 50%) of a specialty's calls; no tier violation by any strategy.
+
+Whether the connection goal is reachable at all: the bound reads the draws (who will answer,
+how fast), which no online strategy can. The last column runs the ``informed`` reference
+(callrouter/sim/informed.py: every member's true pick-up odds by hour, delay distribution and
+spells away, but not the draws) at several paces, and shows the soonest mean connection over
+the bound's that it reaches while ringing no more than linear, and its FTCR margin. Where even
+that is above 1.25 x, no strategy that learns from leg results can meet both goals.
 """
 
 from __future__ import annotations
@@ -23,12 +30,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from callrouter.sim.bound import BOUND  # noqa: E402
+from callrouter.sim.informed import parse_informed  # noqa: E402
 from callrouter.sim.report import Summary  # noqa: E402
 from callrouter.sim.runner import all_strategies, prepare, run_seeds  # noqa: E402
-from callrouter.sim.verdict import Goal, judge  # noqa: E402
+from callrouter.sim.verdict import Goal, informed_reach, judge  # noqa: E402
 
 _SHORT = {"met": "met", "met (within noise)": "noise", "MISSED": "MISS"}
 _SCALE = {"pt": 100.0, "s": 1.0, "": 1.0}
+INFORMED = [f"informed@{theta:g}" for theta in (0.0, 0.1, 0.2, 0.35, 0.5, 0.7, 1.0)]
 
 
 def cell(goal: Goal) -> str:
@@ -47,7 +56,7 @@ def fastest(runs: list[dict[str, Summary]], default: str) -> str:
     def ratio(name: str) -> float:
         return sum(r[name].connect_mean_s / r[BOUND].connect_mean_s for r in runs) / len(runs)
 
-    names = [n for n in runs[0] if n != BOUND]
+    names = [n for n in runs[0] if n != BOUND and parse_informed(n) is None]
     best = min(names, key=ratio)
     return f"{ratio(default):.2f}x, {best} {ratio(best):.2f}x"
 
@@ -66,12 +75,20 @@ def main() -> int:
         prepared = prepare(path, fallback=ROOT / "config.yaml")
         default = prepared.scenario.default_strategy
         seeds = [prepared.workload.seed + n for n in range(args.seeds)]
-        runs = run_seeds(prepared, all_strategies(), seeds, jobs=args.jobs)
+        runs = run_seeds(prepared, [*all_strategies(), *INFORMED], seeds, jobs=args.jobs)
         goals = judge(runs, default)
+        reach = informed_reach(runs, default)
+        reached = (
+            f"{reach.connect_ratio:.2f}x {reach.ftcr_margin * 100:+.1f}pt ({reach.name[9:]})"
+            if reach.name
+            else "-"
+        )
         met += sum(g.verdict == "met" for g in goals)
         total += len(goals)
         calls = sum(r[default].calls for r in runs) / len(runs)
-        rows.append((path.stem, f"{calls:.0f}", *(cell(g) for g in goals), fastest(runs, default)))
+        rows.append(
+            (path.stem, f"{calls:.0f}", *(cell(g) for g in goals), fastest(runs, default), reached)
+        )
         print(f"{path.stem}:", file=sys.stderr)
         for goal in goals:
             print(f"  {goal.name}: {goal.detail}", file=sys.stderr)
@@ -84,6 +101,7 @@ def main() -> int:
         "top share (pt)",
         "tier",
         "conn/bound: default, fastest",
+        "informed <= linear rings: conn/bound, FTCR (theta)",
     )
     widths = [max(len(str(r[i])) for r in [head, *rows]) + 2 for i in range(len(head))]
     print(f"default strategy vs the goals, {args.seeds} seeds per workload; margin ±95% CI")

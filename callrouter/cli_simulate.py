@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from callrouter.cli_common import run_handler
 from callrouter.settings.errors import ConfigError
 from callrouter.sim.bound import BOUND
+from callrouter.sim.informed import parse_informed
 from callrouter.sim.plan import plan_table, plan_teams
 from callrouter.sim.plot import PlotUnavailableError, plot_connection_times, require_matplotlib
 from callrouter.sim.runner import all_strategies, prepare, run_seeds
@@ -58,7 +59,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="NAME",
         dest="strategies",
-        help=f"a strategy to run (repeatable; default: all of {', '.join(all_strategies())})",
+        help=f"a strategy to run (repeatable; default: all of {', '.join(all_strategies())}); "
+        "also informed@THETA (0-1), the reference that knows the true habits, not the draws",
     )
     parser.add_argument(
         "--seed", type=int, metavar="N", help="the seed of every draw (default: the workload's)"
@@ -134,9 +136,12 @@ def run_simulate(
     err = sys.stderr if stderr is None else stderr
     known = all_strategies()
     strategies = list(dict.fromkeys(args.strategies or known))
-    unknown = [name for name in strategies if name not in known]
+    unknown = [n for n in strategies if n not in known and parse_informed(n) is None]
     if unknown:
-        print(f"unknown strategy {unknown[0]!r}; known: {', '.join(known)}", file=err)
+        print(
+            f"unknown strategy {unknown[0]!r}; known: {', '.join(known)}, informed@THETA",
+            file=err,
+        )
         return EXIT_CONFIG
     if args.plot is not None:  # before the run, not after minutes of it
         try:

@@ -156,8 +156,6 @@ class FlowBase(IvrMixin):
                 leg.ring_seconds(now),
             )
         )
-        answered = leg.answered_at - leg.started_at if leg.answered_at is not None else 0.0
-        self.env.stats.record(member, result, answered, now)
 
     def _stop_hunt(self, result: d.LegResult, now: float) -> None:
         winner = self.winner

@@ -269,5 +269,5 @@ class Hunter:
         if not strategy.serial:
             tier = self._plan.tiers[index].members
             self._next_add_at = now + strategy.stagger_seconds(
-                candidate, policy, stats, tier=tier, now=now
+                candidate, policy, stats, tier=tier, now=now, plan=self._plan
             )

@@ -11,14 +11,21 @@ confidence half-width, and a target counts as met when the mean reaches it):
    ``<specialty>-local-<n>``); **new members take their tier's behaviour** (``consultants.tiers``
    over the workload's defaults), which the table states as the assumption. At each size every
    split between local and NCN members is tried; the answer is the smallest team that meets both
-   targets, among equal sizes the one with the largest FTCR margin.
+   targets, among equal sizes the one with the largest FTCR margin. With a rota workload the
+   trial teams hunt under the specialty's real policy (ring time, passes, max wait, leg cap
+   from its dialplan), not the workload's defaults.
+
+The table shows the current team's own figures beside a proposal, and flags a team that meets
+the FTCR target by less than the seed-to-seed spread (more seeds, or one member more, to be
+sure).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from callrouter.settings.dialplan import HuntDefaults
 from callrouter.sim.runner import Prepared, prepared_for, run_seeds
 from callrouter.sim.scenario import behaviour_of, synthetic_scenario
 from callrouter.sim.verdict import Spread
@@ -41,9 +48,15 @@ class TeamPlan:
     calls: int
     reached: bool = True  # False: local/ncn are the closest team tried, not one that meets
     tried_up_to: int = 0  # with reached False: the largest team tried
+    current: tuple[Spread, Spread] | None = None  # the current team's FTCR and connection
 
     def margin(self, target_ftcr: float) -> Spread:
         return Spread(self.ftcr.mean - target_ftcr, self.ftcr.half_width)
+
+    def within_spread(self, target_ftcr: float) -> bool:
+        """Meets the FTCR target by less than the seed-to-seed spread of its FTCR."""
+        margin = self.margin(target_ftcr)
+        return 0.0 <= margin.mean < margin.half_width
 
 
 def plan_teams(
@@ -85,18 +98,40 @@ def plan_teams(
                 )
             )
             continue
-        plans.append(
-            _search(
-                workload,
-                (specialty, rate),
-                strategy,
-                (target_ftcr, target_connect_s),
-                seeds,
-                progress=progress,
-                max_team=max_team,
-            )
+        found = _search(
+            workload.model_copy(update={"hunt": real_hunt(prepared, specialty)}),
+            (specialty, rate),
+            strategy,
+            (target_ftcr, target_connect_s),
+            seeds,
+            progress=progress,
+            max_team=max_team,
         )
+        plans.append(replace(found, current=(ftcr, conn)))
     return plans
+
+
+def real_hunt(prepared: Prepared, specialty: str) -> HuntDefaults:
+    """The hunt policy trial teams for ``specialty`` use: the workload's own for synthetic
+    teams; with a rota workload, the one the specialty's dialplan gives its calls."""
+    workload = prepared.workload
+    scenario = prepared.scenario
+    if workload.teams is not None:
+        return workload.hunt
+    line = next((line for line in scenario.lines if line.specialty == specialty), None)
+    if line is None or not prepared.arrivals.times:
+        return workload.hunt
+    policy = scenario.plans(line.area, specialty, prepared.arrivals.times[0]).policy
+    return HuntDefaults(
+        strategy=policy.strategy,
+        ring_seconds=policy.ring_seconds,
+        loops=policy.loops,
+        max_wait_seconds=policy.max_wait_seconds,
+        require_accept=policy.require_accept,
+        confirm_seconds=policy.confirm_seconds,
+        stagger_seconds=policy.stagger_seconds,
+        max_parallel=policy.max_parallel,
+    )
 
 
 def _search(
@@ -216,7 +251,20 @@ def plan_table(
         if p.current_meets:
             note = "  the current team already meets the targets"
         elif not p.reached:
-            note = f"  not reached (tried up to {p.tried_up_to} members): closest shown"
+            missed = [
+                name
+                for name, ok in (
+                    ("FTCR", p.ftcr.mean >= target_ftcr),
+                    ("connection", p.connect_mean_s.mean <= target_connect_s),
+                )
+                if not ok
+            ]
+            note = (
+                f"  {' and '.join(missed)} not reached (tried up to {p.tried_up_to} members): "
+                "closest shown"
+            )
+        elif p.within_spread(target_ftcr):
+            note = "  meets by less than the seed spread: run more seeds, or add one"
         else:
             note = ""
         lines.append(
@@ -224,6 +272,14 @@ def plan_table(
             f"{p.ftcr.show('.1f', 100) + '%':>16}{p.margin(target_ftcr).show('+.1f', 100):>13}pt"
             f"{p.connect_mean_s.show('.1f') + 's':>14}{note}"
         )
+        if p.current is not None:
+            ftcr, conn = p.current
+            lines.append(
+                f"{'  (current team)':<20}{'':>8}{'':>7}{'':>5}"
+                f"{ftcr.show('.1f', 100) + '%':>16}"
+                f"{Spread(ftcr.mean - target_ftcr, ftcr.half_width).show('+.1f', 100):>13}pt"
+                f"{conn.show('.1f') + 's':>14}"
+            )
     if consultants is not None:
         lines.append(assumption(consultants))
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from callrouter.sim.bound import BOUND
+from callrouter.sim.informed import parse_informed
 from callrouter.sim.report import Summary
 
 LINEAR = "linear"
@@ -74,7 +75,9 @@ class Goal:
 
 
 def fixed_strategies(names: Sequence[str], default: str) -> list[str]:
-    return [n for n in names if n not in (default, BOUND)]
+    """The strategies a service could pick: not the default, the bound or the informed
+    reference (which reads the true habits)."""
+    return [n for n in names if n not in (default, BOUND) and parse_informed(n) is None]
 
 
 def _cap_margin(run: Run, default: str) -> float:
@@ -155,3 +158,40 @@ def goal_lines(goals: Sequence[Goal], default: str) -> list[str]:
         margin = "" if goal.exact else f"; margin {goal.margin.show('+.2f', scale)} {goal.unit}"
         out.append(f"  [{goal.verdict}] {goal.name}: {goal.detail}{margin}".rstrip())
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """What the informed reference (true habits, not the draws) reaches within linear's rings:
+    its fastest setting whose rings per connected call stay at or under linear's (seed means)."""
+
+    name: str  # the informed setting, "" when none stays within linear's rings
+    connect_ratio: float  # its mean connection over the bound's
+    ftcr_margin: float  # its FTCR minus (best fixed strategy's - 0.5 pt)
+
+
+def informed_reach(runs: Sequence[Run], default: str) -> Reach:
+    """The informed setting, among those run, that connects soonest within linear's rings."""
+    names = [n for n in runs[0] if parse_informed(n) is not None]
+    fixed = fixed_strategies(list(runs[0]), default)
+    if not names or LINEAR not in runs[0] or not fixed:
+        return Reach("", math.nan, math.nan)
+
+    def mean(f: Callable[[Run], float]) -> float:
+        return sum(f(run) for run in runs) / len(runs)
+
+    limit = mean(lambda r: r[LINEAR].rings_per_connected)
+    within = [n for n in names if _mean_of(runs, n, "rings_per_connected") <= limit]
+    if not within:
+        return Reach("", math.nan, math.nan)
+    best = min(within, key=lambda n: mean(lambda r: r[n].connect_mean_s / r[BOUND].connect_mean_s))
+    top = max(_mean_of(runs, f, "ftcr") for f in fixed)
+    return Reach(
+        best,
+        mean(lambda r: r[best].connect_mean_s / r[BOUND].connect_mean_s),
+        mean(lambda r: r[best].ftcr) - top + FTCR_SLACK,
+    )
+
+
+def _mean_of(runs: Sequence[Run], name: str, figure: str) -> float:
+    return sum(float(getattr(run[name], figure)) for run in runs) / len(runs)

@@ -38,6 +38,7 @@ from callrouter.core.states import State
 from callrouter.core.strategies import Strategy, strategy_named
 from callrouter.sim.calls import Busy, LineRuntime, PerLeg, SimCall, SimLeg
 from callrouter.sim.draws import CHUNK, Arrivals, AwaySpells, BehaviourChunk, behaviour_chunk
+from callrouter.sim.informed import Informed, parse_informed
 from callrouter.sim.report import Tally
 from callrouter.sim.scenario import Scenario
 
@@ -58,7 +59,6 @@ _TICK_EVENT = Tick()
 # Effects the world has nothing to do for (one set lookup instead of a walk down the chain).
 _IGNORED = frozenset(
     {
-        d.LegEnded,
         d.CallOffered,
         d.CallAnswered,
         d.LegPickedUp,
@@ -111,7 +111,12 @@ class World:
             )
             for line in scenario.lines
         ]
-        chosen: Strategy = strategy_named(strategy)
+        theta = parse_informed(strategy)
+        chosen: Strategy = (
+            strategy_named(strategy)
+            if theta is None
+            else Informed(scenario.behaviour, self.away, scenario.zone, theta)
+        )
         self.env = FlowEnv(
             specialty_names=scenario.specialty_names,
             directories=_directories(scenario),
@@ -229,6 +234,10 @@ class World:
                 continue
             if kind is Dial:
                 self._on_dial(call, effect, now)  # type: ignore[arg-type]
+            elif kind is d.LegEnded:
+                # learning is fed from the facts, as the engine feeds it
+                ended: d.LegEnded = effect  # type: ignore[assignment]
+                self.env.stats.record(ended.member_id, ended.result, ended.ring_seconds, now)
             elif kind is d.LegStarted:
                 self.tally.specialty(call.line.specialty).rings += 1
                 if effect.tier is not call.first_tier:  # type: ignore[union-attr]

@@ -8,11 +8,14 @@
 A leg lives in exactly one worker (a bridge is inside one pjsua2 conference), so the pool
 remembers which worker holds each leg: inbound legs from ``Incoming``, outbound ones from the
 ``Dial`` it routed. ``Dial`` goes to the worker of ``near`` (the caller's leg) when given, else
-to the ready worker with most free slots. Free slots are counted here, from the legs the pool
-knows, so they are exact even while a ``Dial`` is in flight.
+to the ready worker with most free slots. Free slots are counted here (``callrouter.sip.slots``),
+from the legs the pool knows: a leg's slot is taken when the pool hands it to the worker and
+free only once the worker reports it ``LegClosed``. ``reserve(gp_leg)`` keeps a slot for an
+admitted GP's first consultant leg; a ``Dial`` near a GP whose worker is full for now waits
+here for a slot instead of failing.
 
-If a worker process dies the pool emits ``WorkerDied`` with its legs, then ``Failed`` (not yet
-answered) or ``HungUp`` (answered) and ``LegClosed`` for each, and starts a fresh process on the
+If a worker process dies the pool emits ``WorkerDied`` naming its legs (the one report that
+they are lost), then ``LegClosed`` for each, and starts a fresh process on the
 same ports, renamed ``<name>.<n>`` so no leg id is ever reused. Starting waits at most
 ``start_timeout``; nothing here waits without a bound. An optional ``WorkerObserver`` (the
 metrics) hears of each death and each successful restart, by worker name.
@@ -31,10 +34,10 @@ from types import TracebackType
 from typing import IO, Any, Protocol, Self
 
 from callrouter.sip import protocol as p
+from callrouter.sip.slots import Placed, SlotBook
 from callrouter.sip.worker_config import WorkerConfig
 
 _LINE_LIMIT = 1 << 20  # SIP message dumps in Log events can be long
-_LOST_STATUS = 500  # Failed.status for an unanswered leg lost with its worker
 _RESTART_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0)  # back-off between failed restarts
 
 
@@ -57,7 +60,7 @@ class _Worker:
     generation: int = 0
     process: asyncio.subprocess.Process | None = None
     ready: p.Ready | None = None
-    legs: dict[str, bool] = field(default_factory=dict)  # leg -> answered
+    book: SlotBook = field(default_factory=SlotBook)
     reader: asyncio.Task[None] | None = None
     ready_future: asyncio.Future[p.Ready] | None = None
     last_logs: list[str] = field(default_factory=list)
@@ -68,7 +71,7 @@ class _Worker:
 
     @property
     def free(self) -> int:
-        return 0 if self.ready is None else max(self.ready.slots - len(self.legs), 0)
+        return 0 if self.ready is None else self.book.free
 
 
 class WorkerPool:
@@ -147,7 +150,7 @@ class WorkerPool:
 
     async def _spawn(self, worker: _Worker) -> p.Ready:
         loop = asyncio.get_running_loop()
-        worker.ready, worker.legs, worker.last_logs = None, {}, []
+        worker.ready, worker.book, worker.last_logs = None, SlotBook(), []
         worker.ready_future = loop.create_future()
         config = worker.config.with_worker_id(worker.worker_id)
         worker.process = await asyncio.create_subprocess_exec(
@@ -199,8 +202,9 @@ class WorkerPool:
                     self._error(command, command.leg, "no worker holds this leg")
                     return
                 worker = self._workers[name]
-                if isinstance(command, p.Answer):
-                    worker.legs[command.leg] = True
+                if isinstance(command, p.Hangup) and worker.book.drop_waiting(command.leg):
+                    self._emit(p.LegClosed(leg=command.leg))  # it never went out
+                    return
                 self._write(worker, command)
 
     def _dial(self, command: p.Dial, near: str | None) -> None:
@@ -208,16 +212,15 @@ class WorkerPool:
             raise ValueError(f"leg id {command.leg!r} is already in use")
         if near is not None:
             name = self.worker_of(near)
-            candidates = [self._workers[name]] if name is not None else []
+            target = self._workers[name] if name is not None else None
         else:
-            candidates = sorted(self._workers.values(), key=lambda w: -w.free)
-        target = next((w for w in candidates if w.free > 0), None)
-        if target is None:
+            target = max(self._workers.values(), key=lambda w: w.free)
+        placed = Placed.NO_SLOT if target is None else target.book.place(command, near)
+        if placed is Placed.NO_SLOT or target is None:
             self._emit(p.Failed(leg=command.leg, status=503, reason="no free call slot"))
             self._emit(p.LegClosed(leg=command.leg))
-            return
-        target.legs[command.leg] = False
-        self._write(target, command)
+        elif placed is Placed.SENT:
+            self._write(target, command)
 
     def _write(self, worker: _Worker, command: p.Command) -> None:
         proc = worker.process
@@ -232,8 +235,18 @@ class WorkerPool:
     # ------------------------------------------------------------------ queries
 
     def worker_of(self, leg: str) -> str | None:
-        """The name of the worker holding ``leg``, if any."""
-        return next((w.name for w in self._workers.values() if leg in w.legs), None)
+        """The name of the worker holding ``leg`` (or a Dial of it waiting for a slot), if any."""
+        return next((w.name for w in self._workers.values() if leg in w.book), None)
+
+    def free_for(self, gp_leg: str) -> int:
+        """Consultant legs the call of ``gp_leg`` may place now, in the GP's worker."""
+        name = self.worker_of(gp_leg)
+        return 0 if name is None else self._workers[name].book.free_for(gp_leg)
+
+    def reserve(self, gp_leg: str) -> bool:
+        """Keep a slot in the GP's worker for the call's first consultant leg (False: none)."""
+        name = self.worker_of(gp_leg)
+        return name is not None and self._workers[name].book.reserve(gp_leg)
 
     @property
     def free_slots(self) -> int:
@@ -308,31 +321,26 @@ class WorkerPool:
         match event:
             case p.Ready():
                 worker.ready = event
+                worker.book.capacity = event.slots
                 if worker.ready_future is not None and not worker.ready_future.done():
                     worker.ready_future.set_result(event)
             case p.Incoming(leg=leg):
-                worker.legs[leg] = False
-            case p.Answered(leg=leg) if leg in worker.legs:
-                worker.legs[leg] = True
+                worker.book.legs.add(leg)
             case p.LegClosed(leg=leg):
-                worker.legs.pop(leg, None)
+                for dial in worker.book.closed(leg):
+                    self._write(worker, dial)
             case p.Log(level=level, message=message) if level <= 2:
                 worker.last_logs = [*worker.last_logs[-9:], message]
             case _:
                 pass
 
     def _report_death(self, worker: _Worker, code: int | None) -> None:
-        legs = dict(worker.legs)
-        worker.legs.clear()
+        legs = worker.book.clear()
         worker.ready = None
         if self._observer is not None:
             self._observer.worker_died(worker.name)
         self._emit(p.WorkerDied(worker_id=worker.worker_id, legs=tuple(legs), exit_code=code))
-        for leg, answered in legs.items():
-            if answered:
-                self._emit(p.HungUp(leg=leg, status=0))
-            else:
-                self._emit(p.Failed(leg=leg, status=_LOST_STATUS, reason="worker died"))
+        for leg in legs:
             self._emit(p.LegClosed(leg=leg))
 
     async def _restart_worker(self, worker: _Worker) -> None:

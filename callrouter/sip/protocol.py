@@ -258,7 +258,8 @@ class CommandError:
 class WorkerDied:
     """Made by the pool, never by a worker: the process died holding ``legs``.
 
-    The pool follows it with ``Failed``/``HungUp`` and ``LegClosed`` for each of those legs.
+    The one report that those legs are lost (no ``Failed``/``HungUp`` follows for them); the
+    pool follows it with ``LegClosed`` for each.
     """
 
     worker_id: str

@@ -99,6 +99,8 @@ def _serve(config: WorkerConfig, outbox: Outbox) -> int:
                 running = False
             else:
                 table.handle(item)
+        if table.slot_waits:
+            table.retry_dials()
         now = time.monotonic()
         if now >= next_tick:
             next_tick = now + _TICK_SECONDS

@@ -33,6 +33,7 @@ from callrouter.sip.worker_sipmsg import (
     request_uri_user,
     split_host_port,
 )
+from callrouter.sip.worker_slot_waits import SlotWaits
 
 _SHUTDOWN_STATUS = 503  # unanswered inbound legs when the worker stops
 
@@ -53,6 +54,7 @@ class LegTable:
         self.outbox = outbox
         self.clock = clock
         self.legs: dict[str, Leg] = {}
+        self.slot_waits = SlotWaits(clock)  # Dials waiting for a pjsua call slot being freed
         self._inbound_numbers = itertools.count(1)
         self.players = Players(inbox=inbox, on_error=self._play_error)
         self.recorders = Recorders()
@@ -63,7 +65,7 @@ class LegTable:
 
     @property
     def free(self) -> int:
-        return max(self.stack.slots - len(self.legs), 0)
+        return max(self.stack.slots - len(self.legs) - len(self.slot_waits), 0)
 
     def emit(self, event: p.Event) -> None:
         self.outbox.send(event)
@@ -106,6 +108,8 @@ class LegTable:
                 self.players.stop(leg_id, leg.audio, self.clock())
             case p.Dial():
                 self._dial(item)
+            case p.Hangup(leg=leg_id) if self.slot_waits.drop(leg_id):
+                self.emit(p.LegClosed(leg=leg_id))  # never went out
             case p.Hangup(leg=leg_id, status=status):
                 self._hangup(self._leg(leg_id), status)
             case p.Bridge(a=a, b=b, record=record):
@@ -158,11 +162,12 @@ class LegTable:
         if self.players.start(leg.leg_id, cmd.files, cmd.loop, leg.audio, self.clock()):
             self.emit(p.PlayDone(leg=leg.leg_id))
 
-    def _dial(self, cmd: p.Dial) -> None:
+    def _dial(self, cmd: p.Dial, give_up_at: float | None = None) -> None:
         if cmd.leg in self.legs:
             raise _CommandFailed(cmd.leg, "leg id already in use")
         if self.free == 0:
-            self._fail_at_once(cmd.leg, 503, "no free call slot")
+            if not self.slot_waits.wait(cmd, give_up_at):
+                self._fail_at_once(cmd.leg, 503, "no free call slot")
             return
         call = LegCall(self.stack.account, self, cmd.leg, pj.PJSUA_INVALID_ID)
         leg = Leg(leg_id=cmd.leg, call=call, inbound=False)
@@ -173,8 +178,9 @@ class LegTable:
             call.makeCall(cmd.uri, op)
         except pj.Error as exc:
             del self.legs[cmd.leg]
-            status = 503 if "too many" in exc.info().lower() else 500
-            self._fail_at_once(cmd.leg, status, exc.info())
+            too_many = "too many" in exc.info().lower()  # PJ_ETOOMANY: a slot is being freed
+            if not (too_many and self.slot_waits.wait(cmd, give_up_at)):
+                self._fail_at_once(cmd.leg, 503 if too_many else 500, exc.info())
             return
         self.emit(p.Slots(free=self.free))
 
@@ -340,6 +346,11 @@ class LegTable:
             self.emit(p.Digit(leg=call.leg, digit=digit, method="info"))
 
     # ------------------------------------------------------------------ housekeeping
+
+    def retry_dials(self) -> None:
+        """After each poll: the Dials waiting for a call slot, tried again."""
+        for cmd, until in self.slot_waits.take():
+            self._dial(cmd, until)
 
     def tick(self, now: float) -> None:
         """Once a second: media timeouts, destroying retired players, closed recordings."""

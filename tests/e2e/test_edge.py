@@ -6,6 +6,7 @@ Real kamailio, sipp and workers on loopback; every process stopped at the end.""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -199,8 +200,86 @@ class TestFull:
         assert len(answered) == WORKERS * SLOTS // 2, [gp.explain() for gp in refused]
         rows = records.calls(engine.db)
         assert len(rows) == len(answered)
+        # nobody heard "nobody is free": every answered GP was bridged, on its first leg
         assert {(r["end_reason"], r["outcome"]) for r in rows} == {("completed", "connected")}
+        legs = [leg for row in rows for leg in records.legs(engine.db, row["call_id"])]
+        assert [leg["result"] for leg in legs] == ["accepted"] * len(rows), legs
+        rung = sum(len(peer.received("INVITE")) for peer in peers)
+        assert rung == len(rows)  # no leg failed for want of a slot, none rang a second phone
+        assert_never_rung_twice_at_once(legs)
         assert engine.stop() == 0, engine.log()
+
+
+class TestTenAtOnce:
+    """Edge + 3 workers, 10 GPs dialling in one instant: every one connects (a GP the edge
+    turns away with 503 + Retry-After calls back after it, as a SIP client does), no
+    consultant is rung twice at once, and the records are exact."""
+
+    def test_ten_gps_at_once_all_connect(self, e2e: E2E) -> None:
+        gps_count, retry_after = 10, 1
+        consultants = [member(f"c-{i}") for i in range(gps_count)]
+        engine = e2e.start(
+            TreeSpec(
+                members=tuple(consultants), workers=WORKERS, edge=True, edge_retry_after=retry_after
+            )
+        )
+        peers = [
+            e2e.peers.consultant(
+                f"c{i}", "uas_accept.xml", port=c.port, calls=gps_count, ring_ms=200, key_ms=200
+            )
+            for i, c in enumerate(consultants)
+        ]
+
+        def call(name: str) -> Peer:
+            return e2e.gp(name, "uac_edge_connect_or_503.xml", NUMBER, talk_ms=3000)
+
+        running = {f"gp{i}": call(f"gp{i}-0") for i in range(gps_count)}  # all at once
+        connected: list[Peer] = []
+        callbacks = 0
+        deadline = time.monotonic() + 90
+        while running:
+            assert time.monotonic() < deadline, "GPs still calling after 90 s"
+            for name, gp in list(running.items()):
+                if gp.process.poll() is None:
+                    continue
+                assert gp.wait() == 0, gp.explain() + engine.log()
+                del running[name]
+                if gp.marks("answered"):
+                    connected.append(gp)
+                    continue
+                assert gp.marks("refused"), gp.explain()
+                assert not gp.received("200"), gp.explain()
+                time.sleep(retry_after)  # Retry-After, then call back
+                callbacks += 1
+                running[name] = call(f"{name}-{callbacks}")
+            time.sleep(0.05)
+        engine.wait_idle()
+        for peer in peers:
+            peer.kill()
+
+        assert len(connected) == gps_count
+        rows = records.calls(engine.db)
+        assert len(rows) == gps_count  # a GP refused at the edge left no record
+        assert {(r["end_reason"], r["outcome"]) for r in rows} == {("completed", "connected")}
+        legs = [leg for row in rows for leg in records.legs(engine.db, row["call_id"])]
+        assert [leg["result"] for leg in legs] == ["accepted"] * gps_count, legs
+        assert_never_rung_twice_at_once(legs)
+        assert sum(len(peer.received("INVITE")) for peer in peers) == gps_count
+        assert engine.stop() == 0, engine.log()
+
+
+def assert_never_rung_twice_at_once(legs: list[dict[str, object]]) -> None:
+    """No consultant had two legs open at one time (from the records' start and end times)."""
+    by_member: dict[str, list[tuple[float, float]]] = {}
+    for leg in legs:
+        start, end = leg["started_at"], leg["ended_at"]
+        assert isinstance(start, float), leg
+        assert isinstance(end, float), leg
+        by_member.setdefault(str(leg["member_id"]), []).append((start, end))
+    for member_id, spans in by_member.items():
+        spans.sort()
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert start >= end, f"{member_id} rung twice at once: {spans}"
 
 
 class TestSupervised:

@@ -62,6 +62,7 @@ class TreeSpec:
     workers: int = 1  # SIP worker processes, on ports sip, sip + 1, ...
     edge: bool = False  # a Kamailio edge on Ports.edge in front of the workers
     edge_pike_requests: int = 200  # requests per 2 s one source may send the edge
+    edge_retry_after: int = 30  # Retry-After on the edge's own 503
     log_level: str = "INFO"
     sip_dumps: bool = False  # workers log every SIP message they receive (needs DEBUG)
 
@@ -113,6 +114,7 @@ def write_tree(root: Path, spec: TreeSpec, ports: Ports, prompt_cache: Path) -> 
             "listen_port": ports.edge,
             "run_dir": "var/edge",
             "pike_requests": spec.edge_pike_requests,
+            "retry_after_seconds": spec.edge_retry_after,
         }
     if spec.mqtt_port is not None:
         config["mqtt"] = {

@@ -24,15 +24,19 @@ class FakeSip:
         self.sent: list[tuple[p.Command, str | None]] = []
         self.events: asyncio.Queue[p.Event | None] = asyncio.Queue()
         self.free = slots
+        self.reserved: list[str] = []
 
     def send(self, command: p.Command, *, near: str | None = None) -> None:
         self.sent.append((command, near))
 
-    def slots(self, name: str) -> int:
+    def free_for(self, gp_leg: str) -> int:
         return self.free
 
-    def worker_of(self, leg: str) -> str | None:
-        return "w0"
+    def reserve(self, gp_leg: str) -> bool:
+        if self.free < 1:
+            return False
+        self.reserved.append(gp_leg)
+        return True
 
     async def next_event(self, timeout: float | None = None) -> p.Event:
         event = await self.events.get()
@@ -159,6 +163,17 @@ class TestAdmission:
 
         sip, _ = run_engine(scenario, slots=0)
         assert sip.of(p.Reject)[0].status == 503  # type: ignore[attr-defined]
+
+    def test_each_admitted_gp_reserves_a_consultant_slot(self) -> None:
+        async def scenario(sip: FakeSip, sink: Recorder, engine: Engine) -> None:
+            await sip.events.put(incoming("in-1"))
+            await sip.events.put(incoming("in-2", source="192.0.2.7"))  # refused: no reservation
+            await settle()
+            await sip.events.put(p.HungUp("in-1", 0))
+            await settle()
+
+        sip, _ = run_engine(scenario)
+        assert sip.reserved == ["in-1"]
 
     def test_draining_engine_refuses(self) -> None:
         async def scenario(sip: FakeSip, sink: Recorder, engine: Engine) -> None:
@@ -288,8 +303,6 @@ class TestWorkerDeath:
             leg = dial.leg  # type: ignore[attr-defined]
             # What the pool reports when the worker process dies holding both legs:
             await sip.events.put(p.WorkerDied("w0", ("in-1", leg), -9))
-            await sip.events.put(p.HungUp("in-1", 0))
-            await sip.events.put(p.Failed(leg, 500, "worker died"))
             await sip.events.put(p.LegClosed("in-1"))
             await sip.events.put(p.LegClosed(leg))
             await settle()

@@ -18,6 +18,7 @@ from callrouter.engine import Engine, EngineLimits, EnginePresence
 from callrouter.live_cover import LiveCover
 from callrouter.settings.loader import Settings, load_settings
 from callrouter.sip import protocol as p
+from tests.engine.fake_clock import FakeClock
 from tests.engine.test_engine import FakeSip, Prompts, Recorder, incoming, settle
 from tests.engine.test_reload import copy_tree
 from tests.rota.helpers import london
@@ -84,7 +85,7 @@ class TestHunt:
                     prompts=Prompts(),
                     sink=Recorder(),
                     limits=EngineLimits(max_concurrent_calls=5, trunk_allows=lambda _h: True),
-                    clock=lambda: NOW,
+                    clock=FakeClock(wall=NOW),
                 )
                 cover.on_change = lambda merged: engine.reload(
                     merged, build_env(merged, engine.presence, engine.env.stats)

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from callrouter.app import build_env, reload_settings
+from callrouter.core import domain as d
 from callrouter.core.learning import MemberStats
 from callrouter.engine import Engine, EngineLimits, EnginePresence
 from callrouter.settings.loader import Settings, load_settings
-from tests.engine.test_engine import FakeSip, Prompts, Recorder
+from callrouter.sip import protocol as p
+from tests.engine.test_engine import FakeSip, Prompts, Recorder, settle
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,16 +28,16 @@ def copy_tree(root: Path) -> Path:
     return root / "config.yaml"
 
 
-def engine_on(config: Path) -> Engine:
+def engine_on(config: Path, sip: FakeSip | None = None, sink: Recorder | None = None) -> Engine:
     settings = load_settings(config)
     presence = EnginePresence()
     return Engine(
-        sip=FakeSip(),
+        sip=FakeSip() if sip is None else sip,
         dialplans=settings,
         env=build_env(settings, presence, MemberStats()),
         presence=presence,
         prompts=Prompts(),
-        sink=Recorder(),
+        sink=Recorder() if sink is None else sink,
         limits=EngineLimits(max_concurrent_calls=5, trunk_allows=lambda _host: True),
     )
 
@@ -95,6 +97,41 @@ class TestReload:
         assert engine.env is not before
         assert engine.env.stats is before.stats  # what was learned of consultants is kept
         assert fresh.dialplan_for("02080000099") is not None
+
+    def test_a_number_added_by_reload_takes_the_next_call(self, tmp_path: Path) -> None:
+        """Before the reload the new number gets 404; after it, a call to it is answered and
+        runs on the new tree's dialplan, in the engine that kept serving throughout."""
+        config = copy_tree(tmp_path)
+        sip, sink = FakeSip(), Recorder()
+        engine = engine_on(config, sip, sink)
+        barnet = tmp_path / "dialplans" / "barnet.yaml"
+        new = "02080000099"
+
+        def call(leg: str) -> p.Incoming:
+            return p.Incoming(leg, "07700900101", "Dr Okafor", new, "127.0.0.1", 5060, leg)
+
+        async def main() -> None:
+            serving = asyncio.create_task(engine.serve())
+            await sip.events.put(call("in-1"))
+            await settle()
+            barnet.write_text(
+                barnet.read_text().replace('  - "02080000011"', f'  - "{new}"'), encoding="utf-8"
+            )
+            assert await reload_settings(engine, config, Prepared()) is not None
+            await sip.events.put(call("in-2"))
+            await settle()
+            assert engine.active_calls == 1
+            await sip.events.put(p.HungUp("in-2", 0))
+            await settle()
+            await sip.events.put(None)
+            await asyncio.wait_for(serving, 5)
+
+        asyncio.run(main())
+        assert [(r.leg, r.status) for r in sip.of(p.Reject)] == [("in-1", 404)]  # type: ignore[attr-defined]
+        assert sip.of(p.Answer) == [p.Answer("in-2")]
+        [offered] = [ev for ev in sink.events if isinstance(ev, d.CallOffered)]
+        assert (offered.area, offered.clinician) == ("barnet", "Dr Ada Okafor")
+        assert isinstance(sink.events[-1], d.CallEnded)
 
     def test_bad_tree_keeps_the_running_config(self, tmp_path: Path) -> None:
         config = copy_tree(tmp_path)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from callrouter.sim.plan import assumption, plan_table, plan_teams
+from callrouter.sim.plan import TeamPlan, assumption, plan_table, plan_teams, real_hunt
 from callrouter.sim.runner import prepare
 from callrouter.sim.scenario import synthetic_scenario
+from callrouter.sim.verdict import Spread
 from callrouter.sim.workload import TeamSize
 
 ONE = """\
@@ -107,3 +108,48 @@ class TestTrustworthyPlan:
         assert all(p.current_meets for p in plans)
         assert all(p.local is None for p in plans)  # a rota, not a synthetic size
         assert all(p.ftcr.mean >= 0.7 for p in plans)
+
+
+class TestPlanSaysWhatItAssumes:
+    """The real policy for rota teams, the current team beside a proposal, which target was
+    missed, and a margin inside the seed spread flagged."""
+
+    def test_trial_teams_hunt_under_the_dialplans_policy(self) -> None:
+        prepared = prepare(ROOT / "workloads" / "shipped-rotas.yaml", fallback=ROOT / "config.yaml")
+        assert prepared.workload.hunt.ring_seconds is None  # the workload sets no policy
+        for specialty in ("dermatology", "paediatrics"):
+            line = next(x for x in prepared.scenario.lines if x.specialty == specialty)
+            policy = prepared.scenario.plans(
+                line.area, specialty, prepared.arrivals.times[0]
+            ).policy
+            hunt = real_hunt(prepared, specialty)
+            assert hunt.ring_seconds == policy.ring_seconds
+            assert hunt.loops == policy.loops
+            assert hunt.max_wait_seconds == policy.max_wait_seconds
+            assert hunt.max_parallel == policy.max_parallel
+            assert hunt.strategy == policy.strategy
+
+    def test_synthetic_teams_keep_the_workloads_policy(self, write) -> None:
+        prepared = prepare(write(ONE))
+        assert real_hunt(prepared, "renal") == prepared.workload.hunt
+
+    def test_current_team_shown_and_the_missed_target_named(self, write) -> None:
+        [plan] = plan_teams(prepare(write(ONE)), "adaptive", 0.5, target_connect_s=3.0, max_team=3)
+        assert not plan.current_meets
+        assert not plan.reached  # no team connects in 3 s: the whisper alone takes longer
+        assert plan.current is not None
+        ftcr, conn = plan.current
+        assert 0.0 < ftcr.mean <= 1.0
+        assert conn.mean > 3.0
+        text = plan_table([plan], 0.5, 3.0)
+        assert "(current team)" in text
+        assert "connection not reached" in text
+        assert "FTCR and connection" not in text  # FTCR 50% is met
+
+    def test_a_margin_inside_the_spread_is_flagged(self) -> None:
+        close = TeamPlan("renal", 2.0, False, 2, 1, Spread(0.955, 0.02), Spread(18.0, 1.0), 90)
+        clear = TeamPlan("renal", 2.0, False, 3, 1, Spread(0.99, 0.01), Spread(15.0, 1.0), 90)
+        assert close.within_spread(0.95)
+        assert not clear.within_spread(0.95)
+        assert "less than the seed spread" in plan_table([close], 0.95, 20.0)
+        assert "less than the seed spread" not in plan_table([clear], 0.95, 20.0)
