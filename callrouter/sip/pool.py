@@ -39,6 +39,7 @@ from callrouter.sip.worker_config import WorkerConfig
 
 _LINE_LIMIT = 1 << 20  # SIP message dumps in Log events can be long
 _RESTART_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0)  # back-off between failed restarts
+_START_CONCURRENCY = max(4, 2 * (os.cpu_count() or 1))  # workers starting at once
 
 
 class WorkerObserver(Protocol):
@@ -103,9 +104,18 @@ class WorkerPool:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> list[p.Ready]:
-        """Start every worker and wait for its Ready (``WorkerStartError`` after the timeout)."""
+        """Start every worker and wait for its Ready (``WorkerStartError`` after the timeout).
+
+        At most ``_START_CONCURRENCY`` start at once, so each worker's timeout measures its own
+        start: a hundred at once on two busy cores took ~25 s and ran past 10 s."""
+        gate = asyncio.Semaphore(_START_CONCURRENCY)
+
+        async def spawn(worker: _Worker) -> p.Ready:
+            async with gate:
+                return await self._spawn(worker)
+
         try:
-            return list(await asyncio.gather(*(self._spawn(w) for w in self._workers.values())))
+            return list(await asyncio.gather(*(spawn(w) for w in self._workers.values())))
         except BaseException:
             await self.aclose()
             raise
