@@ -13,6 +13,7 @@ import contextlib
 import math
 import os
 import random
+import re
 import signal
 import socket
 import struct
@@ -88,13 +89,13 @@ class EngineTree:
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"engine exited with {self.process.returncode}:\n{self.tail()}")
+                raise RuntimeError(f"engine exited with {self.process.returncode}:\n{self.said()}")
             with contextlib.suppress(OSError, ValueError):
                 if self.health().get("status") == "ok":
                     self._remember()
                     return
             time.sleep(0.2)
-        raise RuntimeError(f"engine not healthy within {limit:.0f}s:\n{self.tail()}")
+        raise RuntimeError(f"engine not healthy within {limit:.0f}s:\n{self.said()}")
 
     def health(self) -> dict[str, object]:
         url = f"http://{LOOPBACK}:{self.ports.health}/healthz"
@@ -161,6 +162,12 @@ class EngineTree:
             return self.log_path.read_text(errors="replace")[-size:]
         except FileNotFoundError:
             return "(no engine log)"
+
+    def said(self, lines: int = 15) -> str:
+        """The engine's last lines, without pjsip's start-up banners (``HH:MM:SS.mmm ...``)."""
+        text = self.tail(200_000).splitlines()
+        own = [line for line in text if not re.match(r"\d\d:\d\d:\d\d\.\d{3} ", line)]
+        return "\n".join(own[-lines:])
 
 
 def json_loads(data: bytes) -> dict[str, object]:

@@ -55,6 +55,7 @@ from benchmarks.load_rig import (
     usage,
 )
 from benchmarks.sip_latency import by_call, direct, first, pct, trace
+from callrouter.worker_plan import MAX_WORKERS
 from tests.e2e.tree import NUMBER, Member, Ports, TreeSpec, write_tree
 from tests.sip.conftest import LOOPBACK, SIPP, free_port, free_range
 
@@ -111,7 +112,10 @@ def main() -> None:
         engine = EngineTree(work / "tree" / "config.yaml", ports, work)
         stack.callback(engine.stop)
         began = time.monotonic()
-        engine.start(limit=60 + args.workers * 2)
+        try:
+            engine.start(limit=60 + args.workers * 2)
+        except RuntimeError as error:
+            sys.exit(f"sip_load: {error}")
         print(f"engine up: {args.workers} workers + edge in {time.monotonic() - began:.1f}s",
               flush=True)  # fmt: skip
         time.sleep(2.0)
@@ -170,6 +174,9 @@ def _options() -> argparse.Namespace:
     args.workers = args.workers or math.ceil(args.max_calls / 2) + 1
     if args.step < 1 or args.max_calls < args.step or args.rate <= 0:
         parser.error("need 1 <= --step <= --max-calls and --rate > 0")
+    if not 1 <= args.workers <= MAX_WORKERS:
+        parser.error(f"--workers must be 1-{MAX_WORKERS} (ramps past {2 * MAX_WORKERS} calls"
+                     " need a pjsua2 build with more than 4 legs a worker)")  # fmt: skip
     return args
 
 
