@@ -524,9 +524,10 @@ def _report(
             f" connected={lv.connected}, at once={lv.peak}; GPs hearing the consultant="
             f"{'n/a' if lv.hearing < 0 else lv.hearing}; set-up {lv.setup_rate:.1f} calls/s"
         )
+        roles = ", ".join(f"{r} {c:.0%}" for r, c in sorted(lv.cores.items()))
         if lv.cores:
             print(
-                f"    tree CPU {busy:.1%} of a core (sipp peers {lv.sipp_cores:.0%}),"
+                f"    tree CPU {busy:.1%} of a core ({roles}; sipp peers {lv.sipp_cores:.0%}),"
                 f" machine {lv.machine_busy:.0%} of {os.cpu_count()} cores busy;"
                 f" {per_call:+.2f}% of a core per call above idle; PSS {lv.pss_kib / MIB:.0f} MiB;"
                 f" {lv.drops} datagrams dropped on the tree's sockets"
