@@ -10,6 +10,7 @@ read from /proc before the engine goes, and again after).
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import random
@@ -171,8 +172,6 @@ class EngineTree:
 
 
 def json_loads(data: bytes) -> dict[str, object]:
-    import json  # noqa: PLC0415 - only here
-
     value = json.loads(data)
     return value if isinstance(value, dict) else {}
 
