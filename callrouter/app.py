@@ -27,13 +27,14 @@ from callrouter.adapters import systemd
 from callrouter.adapters.health import HealthServer
 from callrouter.adapters.metrics import Metrics
 from callrouter.adapters.mqtt import MqttBus
+from callrouter.adapters.mqtt_busy import BusyShare
 from callrouter.adapters.sealing import SealingKey
 from callrouter.adapters.store_spool import MIB, SpoolOptions
 from callrouter.adapters.store_sqlite import CallStore
 from callrouter.audit import AuditTrail
 from callrouter.core.learning import MemberStats
-from callrouter.edge.process import EdgeProcess, start_edge, tell_edge
-from callrouter.engine import Engine, EngineLimits, EnginePresence
+from callrouter.edge.process import EdgeProcess, edge_signals, start_edge, tell_edge
+from callrouter.engine import Engine, EngineLimits
 from callrouter.lifecycle import (
     CLOSE_STEP_SECONDS,
     cancel_task,
@@ -46,11 +47,21 @@ from callrouter.prompt_set import PreparedPrompts, prompts_of
 from callrouter.recordings import RecordingArchive, open_archive
 from callrouter.settings.config import Config
 from callrouter.settings.loader import Settings, load_settings
+from callrouter.shared_presence import bind_presence, busy_share, presence_for
 from callrouter.sinks import Fanout, SealNhsNumbers, Store
 from callrouter.sip import protocol as p
 from callrouter.sip.pool import WorkerPool
+from callrouter.sip.pool_growth import PoolGrowth, start_growth
+from callrouter.sip.reaper import Reaper
+from callrouter.sip.worker_config import WorkerConfig
 from callrouter.wiring import build_env, declare_areas, publish_gauges
-from callrouter.worker_plan import edge_port, engine_trunk_check, plan_workers, worker_port
+from callrouter.worker_plan import (
+    edge_port,
+    engine_trunk_check,
+    plan_workers,
+    worker_count,
+    worker_port,
+)
 
 __all__ = ["RunOptions", "build_env", "reload_settings", "run"]
 
@@ -113,12 +124,11 @@ async def _run_with_store(
     metrics_server = metrics.serve(cfg.metrics.listen_host, metrics_port)
     log.info("metrics_listening", host=cfg.metrics.listen_host, port=metrics_server.port)
 
-    prompts = PreparedPrompts(cfg.paths.prompt_cache)
-    made = await prompts.prepare(prompts_of(settings))
-    log.info("prompts_ready", count=made)
+    prompts = await _prepared_prompts(settings)
 
     workers = plan_workers(cfg, first_port=worker_port(cfg, options.sip_port))
-    pool = WorkerPool(workers, observer=metrics)
+    pool, reaper = _pool(cfg, workers, metrics)
+    growth: PoolGrowth | None = None
     trail = AuditTrail(store)  # availability, live overrides and reloads, append-only
     cover = await LiveCover.load(settings, trail, store)  # live overrides in force, from SQLite
     bus = None
@@ -132,14 +142,17 @@ async def _run_with_store(
             log.info("sip_listening", host=ready.sip_host, port=ready.sip_port, slots=ready.slots)
         metrics.set_worker_slots_free(pool.free_slots)  # over every worker
         edge = await start_edge(cfg, workers, readies, edge_port(cfg, options.sip_port))
+        signals = edge_signals(cfg, workers, readies, edge_port(cfg, options.sip_port), edge)
+        growth = start_growth(pool, idle_seconds=cfg.sip.spare_idle_seconds, edge=signals)
 
-        bus = _bus(cfg, metrics, trail, cover)
+        share = busy_share(cfg, metrics.busy_race_lost)  # with the other engine nodes, if any
+        bus = _bus(cfg, metrics, trail, cover, share)
         if bus is not None:
             bus_task = asyncio.create_task(bus.run(), name="mqtt")
             bus_task.add_done_callback(log_crash)
 
         stats = MemberStats()
-        presence = EnginePresence(bus.is_available if bus is not None else None)
+        presence = presence_for(share, bus.is_available if bus is not None else None)
         env = build_env(cover.settings, presence, stats)
         sink = Fanout(store=await _records(store, key), metrics=metrics, bus=bus)
         recording = cfg.recording
@@ -165,7 +178,8 @@ async def _run_with_store(
             if isinstance(event, p.Slots | p.LegClosed | p.Incoming):
                 metrics.set_worker_slots_free(pool.free_slots)
 
-        engine.on_worker_event = tell_edge(on_worker_event, edge)  # and its dead workers
+        engine.on_worker_event = tell_edge(on_worker_event, signals)  # and its dead workers
+        bind_presence(presence, engine.give_up_leg)
         cover.on_change = lambda merged: engine.reload(
             merged, build_env(merged, engine.presence, engine.env.stats)
         )
@@ -184,15 +198,38 @@ async def _run_with_store(
             [
                 ("mqtt", lambda: cancel_task(bus_task)),
                 ("audit", trail.drain),
+                ("pool_growth", lambda: growth.aclose() if growth else cancel_task(None)),
                 ("edge", lambda: edge.aclose() if edge else cancel_task(None)),
                 ("sip_workers", pool.aclose),
+                ("reaper", reaper.aclose),
                 ("recordings", lambda: _close_archive(archive, sweeper)),
                 ("metrics", lambda: asyncio.to_thread(metrics_server.close)),
             ]
         )
 
 
-def _bus(cfg: Config, metrics: Metrics, trail: AuditTrail, cover: LiveCover) -> MqttBus | None:
+async def _prepared_prompts(settings: Settings) -> PreparedPrompts:
+    """Every prompt the dialplans name, synthesised into the cache before calls are taken."""
+    prompts = PreparedPrompts(settings.config.paths.prompt_cache)
+    made = await prompts.prepare(prompts_of(settings))
+    log.info("prompts_ready", count=made)
+    return prompts
+
+
+def _pool(
+    cfg: Config, workers: list[WorkerConfig], metrics: Metrics
+) -> tuple[WorkerPool, Reaper]:
+    """The workers (``sip.workers`` started, the rest of ``max_workers`` standing by), and the
+    reaper that tells a dead worker's peers: behind the edge, only the consultants (the edge
+    ends the callers' legs itself)."""
+    reaper = Reaper(inbound=not cfg.edge.enabled)
+    initial = worker_count(cfg.sip)
+    return WorkerPool(workers, observer=metrics, initial=initial, reaper=reaper), reaper
+
+
+def _bus(
+    cfg: Config, metrics: Metrics, trail: AuditTrail, cover: LiveCover, share: BusyShare | None
+) -> MqttBus | None:
     if cfg.mqtt is None:
         return None
     metrics.mqtt_connected(False)  # the series exists (and alerts) only with a bus
@@ -207,6 +244,7 @@ def _bus(cfg: Config, metrics: Metrics, trail: AuditTrail, cover: LiveCover) -> 
         observer=metrics,
         on_availability=trail.availability,
         commands=cover.handle if cfg.mqtt.live_cover else None,
+        channels=() if share is None else (share,),
     )
 
 
@@ -304,5 +342,3 @@ async def _serve(
     if health is not None:
         await health.close()
     return 0
-
-

@@ -11,7 +11,7 @@ from pathlib import Path
 from callrouter.cli_common import Subparsers, add_config_argument, settings_or_exit
 from callrouter.edge.process import EdgeStartError, check_config, plan_edge, write_files
 from callrouter.sip import protocol as p
-from callrouter.worker_plan import plan_workers
+from callrouter.worker_plan import plan_workers, worker_count
 
 EXIT_REFUSED = 1
 ASSUMED_SLOTS = 4  # legs per worker with the pjsua2 wheels; a running pool reports its own
@@ -34,7 +34,8 @@ def write_edge_config(args: argparse.Namespace) -> int:
         edge = config.edge.model_copy(update={"run_dir": args.out.resolve()})
         config = config.model_copy(update={"edge": edge})
     workers = plan_workers(config)
-    readies = [p.Ready(w.worker_id, w.listen_host, w.listen_port, ASSUMED_SLOTS) for w in workers]
+    started = workers[: worker_count(config.sip)]  # the others stand by: probes find them
+    readies = [p.Ready(w.worker_id, w.listen_host, w.listen_port, ASSUMED_SLOTS) for w in started]
     plan = plan_edge(config, workers, readies, config.edge.listen_port)
     write_files(plan)
     try:

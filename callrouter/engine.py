@@ -204,7 +204,10 @@ class Engine:
             case p.Log(level=level, message=message):
                 log_pjsip(level, message)
             case p.Refused(status=status, source_host=source):
-                self._refusals.refused(WORKER_BUSY, status, source, event.from_user, event.to_user)
+                # 403: the worker's gate refused a source outside trunk_allow before pjsua
+                forbidden = status == Admission.FORBIDDEN.status
+                reason = Admission.FORBIDDEN.name.lower() if forbidden else WORKER_BUSY
+                self._refusals.refused(reason, status, source, event.from_user, event.to_user)
             case p.Recorded():
                 if self._recordings is not None:
                     self._recordings.finished(event)
@@ -272,6 +275,17 @@ class Engine:
             self._sessions.pop(session.call_id, None)
             if not self._sessions:
                 self._idle.set()
+
+    def give_up_leg(self, call_id: str, leg: str) -> None:
+        """Another engine node won the race for this leg's consultant (callrouter.shared_presence):
+        cancel the leg; the hunt hears "busy" (the consultant is, elsewhere) and moves on."""
+        session = self._sessions.get(call_id)
+        worker_leg = None if session is None else session.legs.get(leg)
+        if session is None or worker_leg is None:
+            return
+        log.info("leg_given_up", call_id=call_id, leg=leg, reason="busy on another node")
+        self._sip.send(p.Hangup(worker_leg, 487))
+        session.queue.put_nowait(e.LegFailed(leg, 486, "busy on another node"))
 
 
 def _failed(name: str, status: int, reason: str) -> e.Event:

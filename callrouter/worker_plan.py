@@ -1,7 +1,9 @@
 """How many SIP workers to run, and where each one listens: its SIP port and its RTP slice.
 
 Worker ``i`` (``w0``, ``w1``…) listens on ``sip.listen_port + i`` and takes the ``i``-th equal,
-even-aligned slice of ``rtp_port_min..rtp_port_max``, so no two workers ever bind one port.
+even-aligned slice of ``rtp_port_min..rtp_port_max``, so no two workers ever bind one port. The
+plan covers ``sip.max_workers`` workers when growth is on: the ones started on demand have their
+ports and slices reserved from the start, so the edge's dispatcher list can name them all.
 
 ``workers: auto`` sizes the pool from the machine. With the pjsua2 wheels a worker holds 4 call
 legs (2 bridged calls) and a bridged pair costs ~0.4% of a core at 8 kHz, so CPU is not what
@@ -12,12 +14,14 @@ at ``AUTO_WORKER_BYTES`` each, and what the RTP range can give ``MIN_RTP_PORTS``
 
 With an edge (``edge.enabled``) the workers' SIP sockets bind ``edge.worker_host`` (loopback)
 and only the edge talks to them; their media still binds ``sip.listen_host`` and is advertised
-as ``sip.public_host``. Pure functions apart from ``machine_worker_count``, which reads the
-machine once.
+as ``sip.public_host``. Behind an edge on another host (``edge.remote_edge``) they bind
+``sip.listen_host`` as without an edge, and the engine takes calls from that edge only. Pure
+functions apart from ``machine_worker_count``, which reads the machine once.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -72,6 +76,20 @@ def worker_count(sip: SipConfig) -> int:
     return sip.workers
 
 
+def max_worker_count(sip: SipConfig) -> int:
+    """The most workers there may be (``sip.max_workers``; without it, ``sip.workers``)."""
+    if sip.max_workers is None:
+        return worker_count(sip)
+    if sip.max_workers == "auto":
+        return max(machine_worker_count(sip.rtp_port_max - sip.rtp_port_min + 1), 1)
+    return sip.max_workers
+
+
+def grows(sip: SipConfig) -> bool:
+    """Whether workers beyond ``sip.workers`` may be started on demand."""
+    return max_worker_count(sip) > worker_count(sip)
+
+
 def rtp_slices(low: int, high: int, count: int) -> list[tuple[int, int]]:
     """``count`` disjoint ranges inside ``low..high``, each starting on an even port and
     ``MIN_RTP_PORTS`` long at least; ValueError when the range is too small."""
@@ -95,10 +113,11 @@ def sip_ports(first: int, count: int) -> range:
 
 
 def plan_workers(config: Config, *, first_port: int | None = None) -> list[WorkerConfig]:
-    """One ``WorkerConfig`` per worker (``first_port`` overrides the first worker's port);
-    PlanError when the ports do not fit."""
+    """One ``WorkerConfig`` for each worker there may be (``max_worker_count``: the first
+    ``worker_count`` run from the start, the others on demand); ``first_port`` overrides the first
+    worker's port. PlanError when the ports do not fit."""
     sip, edge = config.sip, config.edge
-    count = worker_count(sip)
+    count = max(max_worker_count(sip), worker_count(sip))
     ports = sip_ports(first_port or sip.listen_port, count)
     slices = rtp_slices(sip.rtp_port_min, sip.rtp_port_max, count)
     clash = set(ports) & set(range(sip.rtp_port_min, sip.rtp_port_max + 1))
@@ -119,6 +138,7 @@ def plan_workers(config: Config, *, first_port: int | None = None) -> list[Worke
             media_timeout=sip.media_timeout_seconds,
             sip_trace=config.logging.sip_message_dumps,
             log_level=4 if config.logging.sip_message_dumps else 2,
+            allow=worker_allow(config),
         )
         for i, (port, (low, high)) in enumerate(zip(ports, slices, strict=True))
     ]
@@ -138,9 +158,22 @@ def edge_port(config: Config, override: int | None) -> int:
     return override or config.edge.listen_port
 
 
+def worker_allow(config: Config) -> tuple[str, ...]:
+    """The networks a worker lets start calls (its gate answers others 403 before pjsua sees
+    them): ``trunk_allow``, and behind an edge the edge's worker-side address too."""
+    networks = tuple(str(network) for network in config.sip.trunk_allow)
+    if config.edge.enabled:
+        networks += (config.edge.worker_host,)
+    return networks
+
+
 def engine_trunk_check(config: Config) -> Callable[[str], bool]:
     """The engine's allow-list: behind an edge (which applies ``trunk_allow`` itself and is the
     only sender the workers see) the edge's worker-side address is allowed too."""
+    remote_edge = config.edge.remote_edge
+    if remote_edge is not None:  # behind an edge on another host: nobody else may send calls
+        edge_address = ipaddress.ip_address(remote_edge)
+        return lambda address: _same_address(address, edge_address)
     if not config.edge.enabled:
         return config.sip.trunk_allows
     edge_host = config.edge.worker_host
@@ -149,3 +182,10 @@ def engine_trunk_check(config: Config) -> Callable[[str], bool]:
         return address == edge_host or config.sip.trunk_allows(address)
 
     return allowed
+
+
+def _same_address(address: str, wanted: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    try:
+        return ipaddress.ip_address(address) == wanted
+    except ValueError:
+        return False

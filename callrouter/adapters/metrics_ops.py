@@ -64,6 +64,11 @@ class OperationsMetrics:
         self.mqtt_rejected = counter(
             "mqtt_payloads_rejected", "MQTT payloads refused as malformed, by reason.", ("reason",)
         )
+        self.busy_races_lost = counter(
+            "busy_races_lost",
+            "Consultant legs given up to another engine node that claimed them first.",
+            (),
+        )
         self.config_reloads = counter(
             "config_reloads", "SIGHUP reloads of dialplans and rotas, by outcome.", ("outcome",)
         )
@@ -114,6 +119,10 @@ class OperationsMetrics:
     def mqtt_payload_rejected(self, reason: str) -> None:
         """Count one refused payload; ``reason`` must come from a fixed set in the adapter."""
         self.mqtt_rejected.labels(reason=reason).inc()
+
+    def busy_race_lost(self) -> None:
+        """BusyShare (callrouter.adapters.mqtt_busy): a race for a consultant lost."""
+        self.busy_races_lost.inc()
 
     def config_loaded(self, now: float) -> None:
         """The configuration the engine started with: a success time, not a reload."""

@@ -10,39 +10,36 @@ Topics, under a configured prefix (no names or phone numbers ever go in a topic)
 - ``<prefix>/availability/<member_id>`` — retained, written by a rota app or a consultant's own
   status button: ``available`` / ``unavailable`` or ``{"available": bool}``, optionally with
   ``"until"`` (ISO 8601 with an offset: the mark expires then) and ``"by"`` (who set it, for the
-  audit); an empty retained message clears the mark. Each change is handed to
-  ``on_availability`` (the audit trail); a retained message redelivered on reconnect changes
-  nothing and is not. Anyone who may publish there can take a consultant out of the hunt,
-  so restrict it with the broker's ACLs. Marks are kept across reconnects and refreshed by the
-  retained messages that re-subscribing brings; a mark *cleared* while we were away is not
-  redelivered (MQTT has nothing to send), so it stays until the next message for that member.
-
+  audit); an empty retained message clears the mark (callrouter.adapters.mqtt_availability).
+  Anyone who may publish there can take a consultant out of the hunt, so restrict it with the
+  broker's ACLs.
+- ``<prefix>/busy/<node_id>/<member_id>`` — with ``channels=[BusyShare(...)]``: the consultants
+  each engine node is ringing or talking to, so other nodes do not ring them
+  (callrouter.adapters.mqtt_busy).
 - ``<prefix>/commands/override`` — live cover commands (only with a ``commands`` handler,
   ``callrouter.live_cover``): each is answered on ``<prefix>/commands/override/response``.
   Anyone who may publish there can change who is rung: the broker's ACLs must allow it only to
   the rota app's account (README, "Live cover and audit").
 
 Events are queued (bounded, oldest dropped and counted) so that a slow or absent broker never
-blocks or slows a call. Nothing a publisher sends can stop the bus: an availability message that is
-too long, not UTF-8, not one of the accepted shapes, nested (a JSON bomb) or for a topic level we
-would not write is rejected and counted by reason, and any other failure inside a session ends
-only that session (logged, counted as a disconnect), after which the bus reconnects.
-
-Delivery is at least once (QoS 1): an event in flight when the
-connection drops is sent again after the reconnect, so consumers de-duplicate on ``node``+``seq``.
+blocks or slows a call; retained busy claims have a queue of their own, sent first. Nothing a
+publisher sends can stop the bus: a message that is too long, not UTF-8, not one of the accepted
+shapes, nested (a JSON bomb) or for a topic level we would not write is rejected and counted by
+reason, and any other failure inside a session ends only that session (logged, counted as a
+disconnect), after which the bus reconnects. Delivery is at least once (QoS 1): an event in
+flight when the connection drops is sent again after the reconnect, so consumers de-duplicate
+on ``node``+``seq``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import random
-import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
@@ -50,37 +47,35 @@ import aiomqtt
 import structlog
 
 from callrouter import __version__
-from callrouter.adapters.masking import mask_all_digits
-from callrouter.adapters.mqtt_payloads import (
-    MAX_AVAILABILITY_BYTES,
-    MAX_BY_CHARS,
-    REJECT_REASONS,
-    RejectedPayload,
-    decode_json_object,
-    parse_availability,
-    parse_by,
-    parse_instant,
-    parse_mark,
+from callrouter.adapters.mqtt_availability import (
+    MAX_AVAILABILITY_MARKS,
+    AvailabilityChannel,
+    AvailabilityListener,
 )
+from callrouter.adapters.mqtt_channel import (
+    LEVEL,
+    PREFIX,
+    BusObserver,
+    Channel,
+    Rejections,
+    as_bytes,
+)
+from callrouter.adapters.mqtt_events import event_payload, event_type_name
+from callrouter.adapters.mqtt_payloads import REJECT_REASONS, RejectedPayload, parse_availability
 from callrouter.core import domain as d
-from callrouter.core.availability import AvailabilityMarks, Mark, TooManyMarksError
+from callrouter.core.availability import Mark
 
-__all__ = [  # the payload rules live in mqtt_payloads; importable from here as before
-    "MAX_AVAILABILITY_BYTES",
+__all__ = [  # importable from here as before the bus was split by job
     "MAX_AVAILABILITY_MARKS",
-    "MAX_BY_CHARS",
     "REJECT_REASONS",
     "BusObserver",
+    "Channel",
     "CommandHandler",
     "MqttBus",
     "RejectedPayload",
-    "decode_json_object",
     "event_payload",
     "event_type_name",
     "parse_availability",
-    "parse_by",
-    "parse_instant",
-    "parse_mark",
 ]
 
 log = structlog.get_logger("callrouter.mqtt")
@@ -88,39 +83,6 @@ log = structlog.get_logger("callrouter.mqtt")
 QOS: Final = 1
 DEFAULT_QUEUE_SIZE: Final = 10_000
 STOP_PUBLISH_TIMEOUT: Final = 2.0  # seconds the "offline" message may take on a clean stop
-# Marks are kept per member id taken from the topic: a publisher inventing ids must not be able
-# to grow the table without bound. Far above any real rota (the shipped one has 216 members).
-MAX_AVAILABILITY_MARKS: Final = 10_000
-# One topic level: no separators, no wildcards, nothing a name or number would need.
-_LEVEL = re.compile(r"^[A-Za-z0-9_.-]+$")
-_PREFIX = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
-_CAMEL_HUMP = re.compile(r"(?<!^)(?=[A-Z])")
-
-
-def event_type_name(event: d.DomainEvent) -> str:
-    """``NhsNumberCaptured`` → ``nhs_number_captured``: the last level of the event's topic."""
-    return _CAMEL_HUMP.sub("_", type(event).__name__).lower()
-
-
-def event_payload(event: d.DomainEvent, node_id: str, seq: int) -> dict[str, Any]:
-    """The event as the bus may see it: caller masked; NHS number, clinician name and the
-    consultant's contact URI left out (the member id already says who was rung)."""
-    fields = dataclasses.asdict(event)
-    fields.pop("nhs_number", None)
-    fields.pop("uri", None)
-    if "clinician" in fields:
-        fields["clinician_known"] = fields.pop("clinician") is not None
-    if "caller" in fields:
-        fields["caller"] = mask_all_digits(str(fields["caller"]))
-    return {"type": event_type_name(event), "node": node_id, "seq": seq, **fields}
-
-
-class BusObserver(Protocol):
-    """What the bus reports to operators (the metrics adapter implements it)."""
-
-    def mqtt_connected(self, connected: bool) -> None: ...  # a state, not a flag
-
-    def mqtt_payload_rejected(self, reason: str) -> None: ...
 
 
 class CommandHandler(Protocol):
@@ -130,26 +92,16 @@ class CommandHandler(Protocol):
     def __call__(self, topic: str, payload: bytes) -> Awaitable[dict[str, Any]]: ...
 
 
-AvailabilityListener = Callable[[str, str, Mark | None], None]  # topic, member id, mark
-
-
-def _as_bytes(payload: object) -> bytes:
-    if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    if payload is None:
-        return b""
-    return str(payload).encode()
-
-
 class MqttBus:
-    """Publishes node status and domain events; tracks consultant availability.
+    """Publishes node status and domain events; tracks consultant availability; carries the
+    messages of any other ``channels`` (busy state shared between nodes).
 
     ``run()`` is the whole connection lifetime: start it as a task, cancel it to stop.
     ``publish_event`` and ``is_available`` may be called at any time, connected or not, from the
     event loop's thread.
     """
 
-    def __init__(
+    def __init__(  # every option is a config.yaml setting or a test's knob
         self,
         host: str,
         port: int,
@@ -168,10 +120,11 @@ class MqttBus:
         clock: Callable[[], float] = time.time,
         on_availability: AvailabilityListener | None = None,
         commands: CommandHandler | None = None,
+        channels: Sequence[Channel] = (),
     ) -> None:
-        if not _PREFIX.match(topic_prefix):
+        if not PREFIX.match(topic_prefix):
             raise ValueError(f"topic prefix {topic_prefix!r}: use levels of [A-Za-z0-9_.-]")
-        if not _LEVEL.match(node_id):
+        if not LEVEL.match(node_id):
             raise ValueError(f"node id {node_id!r}: one topic level of [A-Za-z0-9_.-]")
         if queue_size < 1 or backoff_initial <= 0 or backoff_max < backoff_initial:
             raise ValueError("queue_size >= 1 and 0 < backoff_initial <= backoff_max")
@@ -188,15 +141,21 @@ class MqttBus:
         self._backoff_max = backoff_max
         self._started_at = datetime.fromtimestamp(time.time(), tz=UTC).isoformat()
         self._pending: deque[tuple[str, bytes]] = deque(maxlen=queue_size)
+        self._state: deque[tuple[str, bytes]] = deque(maxlen=queue_size)  # retained, sent first
         self._wakeup = asyncio.Event()
-        self._marks = AvailabilityMarks(MAX_AVAILABILITY_MARKS)
-        self._clock = clock
-        self._availability_listener = on_availability
         self._commands = commands
         self._seq = 0
         self._connected = False
         self._observer = observer
-        self.rejected: dict[str, int] = {}  # availability messages refused, by reason
+        self._rejections = Rejections(
+            lambda reason: self._tell_observer(lambda seen: seen.mqtt_payload_rejected(reason))
+        )
+        self._availability = AvailabilityChannel(
+            topic_prefix, clock=clock, listener=on_availability
+        )
+        self._channels: tuple[Channel, ...] = (self._availability, *channels)
+        for channel in self._channels:
+            channel.attach(self._enqueue_state, self._rejections)
         self.session_failures = 0  # sessions ended by something other than the broker
         self.dropped = 0  # events dropped because the queue was full (broker away too long)
         self.published = 0  # events the broker acknowledged
@@ -220,7 +179,7 @@ class MqttBus:
 
     @property
     def availability_filter(self) -> str:
-        return f"{self._prefix}/availability/+"
+        return self._availability.filters[0]
 
     @property
     def command_topic(self) -> str:
@@ -238,19 +197,24 @@ class MqttBus:
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + len(self._state)
+
+    @property
+    def rejected(self) -> dict[str, int]:
+        """Messages refused (availability, busy claims, commands), by reason."""
+        return self._rejections.counts
 
     def is_available(self, member_id: str) -> bool:
         """False only when the bus has an "unavailable" mark for the member that has not
         expired (``until``, by the injected clock); unknown or expired → True."""
-        return self._marks.is_available(member_id, self._clock())
+        return self._availability.is_available(member_id)
 
     def availability(self) -> dict[str, bool]:
         """A copy of every mark in force (for the health page and tests); expired ones dropped."""
-        return self._marks.snapshot(self._clock())
+        return self._availability.snapshot()
 
     def mark_of(self, member_id: str) -> Mark | None:
-        return self._marks.current(member_id, self._clock())
+        return self._availability.mark_of(member_id)
 
     def publish_event(self, event: d.DomainEvent) -> None:
         """Queue the event for the bus. Never blocks and never raises: a call must not notice."""
@@ -268,6 +232,20 @@ class MqttBus:
             self.dropped += 1  # the deque drops the oldest on append
         self._pending.append((topic, payload))
         self._wakeup.set()
+
+    def _enqueue_state(
+        self, topic: str, payload: bytes, retain: bool
+    ) -> None:  # the Publish signature
+        if not retain:
+            self._enqueue(topic, payload)
+            return
+        if len(self._state) == self._state.maxlen:
+            self.dropped += 1
+        self._state.append((topic, payload))
+        self._wakeup.set()
+
+    def _on_availability(self, topic: str, payload: bytes) -> None:
+        self._availability.on_message(topic, payload)
 
     # -- the connection -----------------------------------------------------------------------
 
@@ -343,10 +321,15 @@ class MqttBus:
             if self._commands is not None:
                 # First: once a retained availability mark arrives, commands are heard too.
                 await client.subscribe(self.command_topic, qos=QOS)
-            await client.subscribe(self.availability_filter, qos=QOS)
+            for channel in self._channels:
+                for topic_filter in channel.filters:
+                    await client.subscribe(topic_filter, qos=QOS)
+                channel.on_connected()
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._pump(client))
                 tasks.create_task(self._listen(client))
+                for channel in self._channels:
+                    tasks.create_task(channel.maintain())
         except asyncio.CancelledError:
             # A clean stop: say so ourselves, then DISCONNECT (which discards the Last Will).
             with contextlib.suppress(aiomqtt.MqttError):
@@ -361,13 +344,17 @@ class MqttBus:
 
     async def _pump(self, client: aiomqtt.Client) -> None:
         while True:
-            while self._pending:
-                item = self._pending[0]
-                await client.publish(item[0], item[1], qos=QOS)
+            while self._state or self._pending:
+                # Retained state first: a busy claim must not wait behind a backlog of events.
+                queue, retain = (self._state, True) if self._state else (self._pending, False)
+                item = queue[0]
+                await client.publish(item[0], item[1], qos=QOS, retain=retain)
+                _raise_if_cancelled()
                 # Only pop what was sent: if the queue overflowed meanwhile, the head moved on.
-                if self._pending and self._pending[0] is item:
-                    self._pending.popleft()
-                self.published += 1
+                if queue and queue[0] is item:
+                    queue.popleft()
+                if not retain:
+                    self.published += 1
             self._wakeup.clear()
             await self._wakeup.wait()
 
@@ -376,47 +363,14 @@ class MqttBus:
         # ends the session (and wakes a publish that would otherwise wait for its PUBACK).
         async for message in client.messages:
             topic = message.topic.value
+            payload = as_bytes(message.payload)
             if topic == self.command_topic:
-                await self._on_command(topic, _as_bytes(message.payload))
-            else:
-                self._on_availability(topic, _as_bytes(message.payload))
-
-    def _reject(self, reason: str, size: int) -> None:
-        first = reason not in self.rejected
-        self.rejected[reason] = self.rejected.get(reason, 0) + 1
-        self._tell_observer(lambda seen: seen.mqtt_payload_rejected(reason))
-        # A flood of bad messages must not flood the log: every power of two is enough to see it.
-        count = self.rejected[reason]
-        if first or count & (count - 1) == 0:
-            log.warning("bus_availability_rejected", reason=reason, size=size, count=count)
-
-    def _on_availability(self, topic: str, payload: bytes) -> None:
-        member_id = topic.rsplit("/", 1)[-1]
-        if not _LEVEL.match(member_id):
-            self._reject("bad_topic", len(payload))
-            return
-        try:
-            mark = parse_mark(payload)
-        except RejectedPayload as rejected:
-            self._reject(rejected.reason, len(payload))
-            return
-        try:
-            changed = self._marks.set(member_id, mark, self._clock())
-        except TooManyMarksError:
-            self._reject("too_many_members", len(payload))
-            return
-        available = None if mark is None else mark.available
-        until = None if mark is None else mark.until
-        log.info("bus_availability", member_id=member_id, available=available, until=until)
-        if changed and self._availability_listener is not None:
-            listener = self._availability_listener
-            self._tell(lambda: listener(topic, member_id, mark))
-
-    def _tell(self, report: Callable[[], None]) -> None:
-        try:
-            report()
-        except Exception:  # the audit's failure is logged by it; the bus goes on
-            log.exception("bus_listener_failed")
+                await self._on_command(topic, payload)
+                continue
+            for channel in self._channels:
+                if channel.wants(topic):
+                    channel.on_message(topic, payload)
+                    break
 
     async def _on_command(self, topic: str, payload: bytes) -> None:
         """Carry out a command and answer it on the response topic, whatever happens."""
@@ -424,13 +378,23 @@ class MqttBus:
         try:
             answer = await self._commands(topic, payload)
         except RejectedPayload as rejected:
-            self._reject(rejected.reason, len(payload))
+            self._rejections(rejected.reason, len(payload))
             answer = {"ok": False, "request_id": None, "reason": str(rejected)}
         except Exception as error:  # a bug must not end the session: answer and log it
             log.exception("bus_command_failed")
             answer = {"ok": False, "request_id": None, "reason": f"internal error: {error!r}"[:200]}
         else:
             if answer.get("ok") is False:
-                self._reject("refused_command", len(payload))
+                self._rejections("refused_command", len(payload))
         answer = {**answer, "node": self.node_id}
         self._enqueue(self.response_topic, json.dumps(answer, ensure_ascii=False).encode())
+
+
+def _raise_if_cancelled() -> None:
+    """Honour a cancellation that was swallowed: on Python 3.11, ``asyncio.wait_for`` (inside
+    aiomqtt's publish) loses one that lands as the PUBACK arrives, and the pump would wait on
+    for ever, holding up the session's end. Only in a task of our own that nothing uncancels
+    (3.11's TaskGroup leaves its parent's count raised after a child fails)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -21,12 +21,14 @@ import signal
 import socket
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import structlog
 
 from callrouter.edge.kamailio_cfg import (
     WORKER_DOWN_HEADER,
+    WORKER_STATE_HEADER,
     EdgePlan,
     EdgeWorker,
     dispatcher_list,
@@ -59,16 +61,29 @@ def plan_edge(
     config: Config, workers: Sequence[WorkerConfig], readies: Sequence[p.Ready], port: int
 ) -> EdgePlan:
     """The edge in front of these workers. A worker is given at most half its slots in calls:
-    every call it takes needs the GP's leg and a consultant's leg in that same worker."""
+    every call it takes needs the GP's leg and a consultant's leg in that same worker. Workers
+    without a Ready in ``readies`` are standing by (started on demand)."""
     edge = config.edge
     slots = {ready.worker_id: ready.slots for ready in readies}
     return EdgePlan(
         listen_host=edge.listen_host,
         listen_port=port,
         worker_host=edge.worker_host,
-        workers=tuple(
-            EdgeWorker(w.worker_id, w.listen_port, max(1, slots.get(w.worker_id, 4) // 2))
-            for w in workers
+        workers=(
+            *(
+                EdgeWorker(
+                    w.worker_id,
+                    w.listen_port,
+                    max(1, slots.get(w.worker_id, 4) // 2),
+                    standby=w.worker_id not in slots,
+                )
+                for w in workers
+            ),
+            *(
+                EdgeWorker(f"r{i}.{j}", port, group.max_calls, host=str(group.host))
+                for i, group in enumerate(edge.remote_workers)
+                for j, port in enumerate(group.ports)
+            ),
         ),
         trunk_allow=tuple(str(network) for network in config.sip.trunk_allow),
         run_dir=edge.run_dir,
@@ -148,11 +163,52 @@ def options_probe(host: str, port: int, timeout: float = 0.3) -> bool:
             return False
 
 
-class EdgeProcess:
+class EdgeSignals:
+    """What the engine tells a running edge, over SIP from ``worker_host``: a worker is dead (end
+    its calls), a worker is in or out of the dispatching. Enough on its own for an edge that
+    systemd runs (``edge.supervise: false``); ``EdgeProcess`` adds running Kamailio."""
+
+    def __init__(self, plan: EdgePlan) -> None:
+        self.plan = plan
+
+    def dispatch_to(self, port: int, *, active: bool) -> None:
+        """Put the worker on ``port`` into the dispatching (it has just started) or take it out
+        (it is retiring); remembered in the plan, so a restarted edge starts from it too."""
+        workers = tuple(
+            replace(w, standby=not active) if w.port == port and w.host is None else w
+            for w in self.plan.workers
+        )
+        self.plan = replace(self.plan, workers=workers)
+        self._tell(f"{WORKER_STATE_HEADER}: {port} {'ap' if active else 'd'}\r\n")
+        log.info("edge_told_worker_state", port=port, active=active)
+
+    def _tell(self, header: str) -> None:
+        """An OPTIONS carrying ``header`` to the edge, from ``worker_host`` (the only source
+        it takes these from)."""
+        family = socket.AF_INET6 if ":" in self.plan.worker_host else socket.AF_INET
+        edge_host = self.plan.worker_host  # the edge listens there too (or it is listen_host)
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.bind((self.plan.worker_host, 0))
+            sock.connect((edge_host, self.plan.listen_port))
+            with contextlib.suppress(OSError):  # the edge is down: its restart reads the plan
+                sock.send(_options(sock, edge_host, self.plan.listen_port, header))
+
+    def worker_down(self, worker_id: str) -> None:
+        """Tell the edge a worker died (``w0`` or a restart's ``w0.2``): it ends that worker's
+        calls with a BYE to each GP. From ``worker_host``, the only source it takes this from."""
+        name = worker_id.split(".", 1)[0]
+        ports = [w.port for w in self.plan.workers if w.name == name and w.host is None]
+        if not ports:
+            return
+        self._tell(f"{WORKER_DOWN_HEADER}: {self.plan.worker_host}:{ports[0]}\r\n")
+        log.warning("edge_told_worker_down", worker=worker_id, port=ports[0])
+
+
+class EdgeProcess(EdgeSignals):
     """One supervised Kamailio (see the module docstring)."""
 
     def __init__(self, plan: EdgePlan, kamailio: Path) -> None:
-        self.plan = plan
+        super().__init__(plan)
         self._kamailio = kamailio
         self._process: asyncio.subprocess.Process | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -171,6 +227,7 @@ class EdgeProcess:
 
     async def _spawn(self) -> None:
         plan = self.plan
+        write_files(plan)  # a restart starts from the workers in service now
         self._process = process = await asyncio.create_subprocess_exec(
             str(self._kamailio),
             "-DD",
@@ -244,23 +301,6 @@ class EdgeProcess:
             attempt = 0
             log.warning("edge_restarted", pid=self.pid)
 
-    def worker_down(self, worker_id: str) -> None:
-        """Tell the edge a worker died (``w0`` or a restart's ``w0.2``): it ends that worker's
-        calls with a BYE to each GP. From ``worker_host``, the only source it takes this from."""
-        name = worker_id.split(".", 1)[0]
-        ports = [w.port for w in self.plan.workers if w.name == name]
-        if not ports:
-            return
-        family = socket.AF_INET6 if ":" in self.plan.worker_host else socket.AF_INET
-        edge_host = self.plan.worker_host  # the edge listens there too (or it is listen_host)
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
-            sock.bind((self.plan.worker_host, 0))
-            sock.connect((edge_host, self.plan.listen_port))
-            header = f"{WORKER_DOWN_HEADER}: {ports[0]}\r\n"
-            with contextlib.suppress(OSError):  # the edge is down too: nothing to end
-                sock.send(_options(sock, edge_host, self.plan.listen_port, header))
-        log.warning("edge_told_worker_down", worker=worker_id, port=ports[0])
-
     async def aclose(self, timeout: float = 5.0) -> None:
         """Stop supervising and stop Kamailio (SIGTERM, SIGKILL after ``timeout``)."""
         self._closing = True
@@ -322,8 +362,21 @@ async def start_edge(
     return edge
 
 
+def edge_signals(
+    config: Config,
+    workers: Sequence[WorkerConfig],
+    readies: Sequence[p.Ready],
+    port: int,
+    edge: EdgeProcess | None,
+) -> EdgeSignals | None:
+    """Where to send worker news: the supervised edge, or one systemd runs, or none."""
+    if edge is not None or not config.edge.enabled:
+        return edge
+    return EdgeSignals(plan_edge(config, workers, readies, port))
+
+
 def tell_edge(
-    inner: Callable[[p.Event], None], edge: EdgeProcess | None
+    inner: Callable[[p.Event], None], edge: EdgeSignals | None
 ) -> Callable[[p.Event], None]:
     """``inner``, and a dead worker reported to the edge (which ends that worker's calls)."""
     if edge is None:

@@ -84,6 +84,11 @@ class SipConfig(Frozen):
     )
     # SIP worker processes (worker i on listen_port + i), or "auto": sized from the machine
     workers: WorkerCount = 1
+    # more workers on demand, up to this many in all, so one idle worker's worth of slots is
+    # always free (a warm spare); None: exactly `workers`, no growth
+    max_workers: WorkerCount | None = None
+    # an extra worker (beyond `workers`) that held no call this long stops, unless it is the spare
+    spare_idle_seconds: Annotated[float, Field(ge=5, le=86400)] = 300.0
     media_timeout_seconds: Annotated[float, Field(ge=5, le=600)] = 30.0
 
     @model_check(mode="after")
@@ -93,18 +98,28 @@ class SipConfig(Frozen):
         if self.rtp_port_min <= self.listen_port <= self.rtp_port_max:
             raise FieldError("falls inside the RTP port range", "listen_port")
         count = worker_plan.worker_count(self)
+        self._check_plan(count, "workers")
+        if self.max_workers is not None:
+            most = worker_plan.max_worker_count(self)
+            if most < count:
+                msg = f"is below workers ({count}): it counts every worker, the first included"
+                raise FieldError(msg, "max_workers")
+            self._check_plan(most, "max_workers")
+        return self
+
+    def _check_plan(self, count: int, field: str) -> None:
+        """``count`` workers' SIP ports and RTP slices fit (else a FieldError at ``field``)."""
         try:
             ports = worker_plan.sip_ports(self.listen_port, count)
         except ValueError as error:
-            raise FieldError(str(error), "workers") from None
+            raise FieldError(str(error), field) from None
         if self.rtp_port_min <= ports[-1] and ports[0] <= self.rtp_port_max:
             msg = f"workers' SIP ports {ports[0]}-{ports[-1]} overlap the RTP port range"
-            raise FieldError(msg, "workers")
+            raise FieldError(msg, field)
         try:
             worker_plan.rtp_slices(self.rtp_port_min, self.rtp_port_max, count)
         except ValueError as error:
-            raise FieldError(str(error), "workers") from None
-        return self
+            raise FieldError(str(error), field) from None
 
     def trunk_allows(self, address: str) -> bool:
         """True when a SIP peer at ``address`` may send us calls."""
@@ -125,6 +140,33 @@ def _loopback(value: str) -> str:
     return value
 
 
+def _reachable(value: str) -> str:
+    address = ipaddress.ip_address(value)
+    if address.is_loopback or address.is_unspecified:
+        raise ValueError(f"{value} is not an address another host can reach")
+    return value
+
+
+class RemoteWorkers(Frozen):
+    """SIP workers of another engine node, which the edge reaches over the network (that node
+    runs with ``edge.remote_edge`` set to this edge's address)."""
+
+    host: Annotated[IpAddress, AfterValidator(_reachable)]
+    port: Port  # the first worker's SIP port: that node's sip.listen_port
+    count: Annotated[int, Field(ge=1, le=worker_plan.MAX_WORKERS)] = 1  # on port, port + 1...
+    max_calls: Annotated[int, Field(ge=1, le=10_000)] = 2  # calls each is given: half its legs
+
+    @model_check(mode="after")
+    def _ports_fit(self) -> Self:
+        if self.port + self.count - 1 > 65535:  # the highest port number
+            raise FieldError(f"{self.count} workers from port {self.port} run past 65535", "count")
+        return self
+
+    @property
+    def ports(self) -> range:
+        return range(self.port, self.port + self.count)
+
+
 class EdgeConfig(Frozen):
     """The Kamailio SIP edge: the only public SIP socket, in front of the workers (which then
     listen on ``worker_host``, loopback). ``callrouter run`` starts and supervises it."""
@@ -142,6 +184,33 @@ class EdgeConfig(Frozen):
     pike_seconds: Annotated[int, Field(ge=1, le=60)] = 2
     kamailio: ConfigPath = Path("/usr/sbin/kamailio")
     run_dir: ConfigPath = resolved("var/edge")  # generated kamailio.cfg and its pid/ctl files
+    # Workers of other engine nodes this edge also gives calls to (across machines)
+    remote_workers: tuple[RemoteWorkers, ...] = ()
+    # This node runs no edge: the edge at this address (on another host) lists its workers,
+    # which then listen on sip.listen_host and take calls from that address only
+    remote_edge: Annotated[IpAddress, AfterValidator(_reachable)] | None = None
+
+    @model_check(mode="after")
+    def _one_role(self) -> Self:
+        if self.remote_edge is not None and self.enabled:
+            msg = "a node runs the edge (enabled) or sits behind one on another host, not both"
+            raise FieldError(msg, "remote_edge")
+        if self.remote_workers and not self.enabled:
+            raise FieldError("only an edge this node runs (enabled: true) has workers to list",
+                             "remote_workers")  # fmt: skip
+        seen: dict[tuple[str, int], int] = {}
+        here = ipaddress.ip_address(self.listen_host)
+        for index, group in enumerate(self.remote_workers):
+            if ipaddress.ip_address(group.host) == here:
+                msg = "is the edge's own address: this host's workers come from sip.workers"
+                raise FieldError(msg, "remote_workers", index, "host")
+            host = str(ipaddress.ip_address(group.host))
+            for port in group.ports:
+                if (host, port) in seen:
+                    msg = f"{host}:{port} is listed already (remote_workers[{seen[host, port]}])"
+                    raise FieldError(msg, "remote_workers", index)
+                seen[host, port] = index
+        return self
 
 
 class LimitsConfig(Frozen):
@@ -178,6 +247,11 @@ class MqttConfig(Frozen):
     # Take live rota overrides from <prefix>/commands/override (off unless asked for: whoever
     # may publish there changes who is rung, so the broker's ACLs must restrict it first).
     live_cover: bool = False
+    # Share which consultants this node is ringing or talking to with the other engine nodes on
+    # the bus (each node needs its own client_id), and skip those they claim. A claim not
+    # refreshed for busy_ttl_seconds (a node cut off from the bus) stops counting.
+    share_busy: bool = True
+    busy_ttl_seconds: Annotated[float, Field(ge=5, le=3600)] = 60.0
 
     @model_check(mode="after")
     def _password_needs_user(self) -> Self:
@@ -277,8 +351,11 @@ class Config(Frozen):
         same_host = self.metrics.listen_host == self.sip.listen_host
         if same_host and self.metrics.listen_port == self.sip.listen_port:
             raise FieldError("is the SIP port too", "metrics", "listen_port")
+        if worker_plan.grows(self.sip) and not self.edge.enabled:
+            msg = "above `workers` needs the edge (callers reach the extra workers through it)"
+            raise FieldError(msg, "sip", "max_workers")
         if self.edge.enabled:
-            count = worker_plan.worker_count(self.sip)
+            count = worker_plan.max_worker_count(self.sip)
             workers = range(self.sip.listen_port, self.sip.listen_port + count)
             rtp = range(self.sip.rtp_port_min, self.sip.rtp_port_max + 1)
             port = self.edge.listen_port
@@ -287,6 +364,12 @@ class Config(Frozen):
                 raise FieldError(msg, "edge", "listen_port")
             if port in rtp:
                 raise FieldError("falls inside the RTP port range", "edge", "listen_port")
+        if self.edge.remote_edge is not None:
+            try:
+                _reachable(self.sip.listen_host)
+            except ValueError:
+                msg = "the edge on another host cannot reach workers here: use this host's address"
+                raise FieldError(msg, "sip", "listen_host") from None
         return self
 
     @property

@@ -15,10 +15,16 @@ admitted GP's first consultant leg; a ``Dial`` near a GP whose worker is full fo
 here for a slot instead of failing.
 
 If a worker process dies the pool emits ``WorkerDied`` naming its legs (the one report that
-they are lost), then ``LegClosed`` for each, and starts a fresh process on the
-same ports, renamed ``<name>.<n>`` so no leg id is ever reused. Starting waits at most
+they are lost), then ``LegClosed`` for each, hands the ``reaper`` the ``Teardown`` the worker
+last sent for each leg (the BYE or CANCEL that tells its far end), and starts a fresh process on
+the same ports, renamed ``<name>.<n>`` so no leg id is ever reused. Starting waits at most
 ``start_timeout``; nothing here waits without a bound. An optional ``WorkerObserver`` (the
 metrics) hears of each death and each successful restart, by worker name.
+
+Only the first ``initial`` workers start with the pool; the others are standing by, on their own
+ports, until ``grow`` starts one. ``retire`` stops a started one that holds no leg (it is not a
+death: no events, no restart). When to do either is ``pool_growth``'s business; ``on_change``
+tells it that the slots moved.
 """
 
 from __future__ import annotations
@@ -27,31 +33,21 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Protocol, Self
+from typing import IO, Any, Self
 
 from callrouter.sip import protocol as p
+from callrouter.sip.pool_parts import WorkerObserver, WorkerStartError, WorkerView, child_env
 from callrouter.sip.slots import Placed, SlotBook
 from callrouter.sip.worker_config import WorkerConfig
+
+__all__ = ["WorkerObserver", "WorkerPool", "WorkerStartError", "WorkerView"]
 
 _LINE_LIMIT = 1 << 20  # SIP message dumps in Log events can be long
 _RESTART_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0)  # back-off between failed restarts
 _START_CONCURRENCY = max(4, 2 * (os.cpu_count() or 1))  # workers starting at once
-
-
-class WorkerObserver(Protocol):
-    """Told of worker deaths and restarts (``name`` is the configured id, e.g. ``w0``)."""
-
-    def worker_died(self, worker: str) -> None: ...
-
-    def worker_restarted(self, worker: str) -> None: ...
-
-
-class WorkerStartError(RuntimeError):
-    """A worker did not report Ready in time, or exited first."""
 
 
 @dataclass
@@ -62,9 +58,12 @@ class _Worker:
     process: asyncio.subprocess.Process | None = None
     ready: p.Ready | None = None
     book: SlotBook = field(default_factory=SlotBook)
+    teardowns: dict[str, p.Teardown] = field(default_factory=dict)  # how to end each leg
     reader: asyncio.Task[None] | None = None
     ready_future: asyncio.Future[p.Ready] | None = None
     last_logs: list[str] = field(default_factory=list)
+    started: bool = False  # wanted running: false while standing by or once retired
+    retiring: bool = False  # being stopped by ``retire``: gets no Dial
 
     @property
     def worker_id(self) -> str:
@@ -72,7 +71,7 @@ class _Worker:
 
     @property
     def free(self) -> int:
-        return 0 if self.ready is None else self.book.free
+        return 0 if self.ready is None or self.retiring else self.book.free
 
 
 class WorkerPool:
@@ -87,6 +86,8 @@ class WorkerPool:
         python: str = sys.executable,
         stderr: int | IO[Any] | None = None,
         observer: WorkerObserver | None = None,
+        initial: int | None = None,
+        reaper: Callable[[Sequence[p.Teardown]], None] | None = None,
     ) -> None:
         names = [c.worker_id for c in configs]
         if not configs or len(set(names)) != len(names):
@@ -100,14 +101,23 @@ class WorkerPool:
         self._events: asyncio.Queue[p.Event | None] = asyncio.Queue()
         self._closing = False
         self._restarts: set[asyncio.Task[None]] = set()
+        self._initial = len(configs) if initial is None else initial
+        if not 1 <= self._initial <= len(configs):
+            raise ValueError(f"initial must be 1-{len(configs)}, got {initial}")
+        self.on_change: Callable[[], None] | None = None  # slots or workers changed
+        self._reaper = reaper  # ends a dead worker's legs at their far ends
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> list[p.Ready]:
-        """Start every worker and wait for its Ready (``WorkerStartError`` after the timeout).
+        """Start the first ``initial`` workers and wait for each one's Ready
+        (``WorkerStartError`` after the timeout).
 
         At most ``_START_CONCURRENCY`` start at once, so each worker's timeout measures its own
         start: a hundred at once on two busy cores took ~25 s and ran past 10 s."""
+        first = list(self._workers.values())[: self._initial]
+        for worker in first:
+            worker.started = True
         gate = asyncio.Semaphore(_START_CONCURRENCY)
 
         async def spawn(worker: _Worker) -> p.Ready:
@@ -115,7 +125,7 @@ class WorkerPool:
                 return await self._spawn(worker)
 
         try:
-            return list(await asyncio.gather(*(spawn(w) for w in self._workers.values())))
+            return list(await asyncio.gather(*(spawn(w) for w in first)))
         except BaseException:
             await self.aclose()
             raise
@@ -140,6 +150,49 @@ class WorkerPool:
         await asyncio.gather(*(self._stop(w, timeout) for w in self._workers.values()))
         self._events.put_nowait(None)
 
+    async def grow(self, name: str) -> p.Ready:
+        """Start standing-by worker ``name`` and wait for its Ready (``WorkerStartError``)."""
+        worker = self._workers[name]
+        if worker.started or self._closing:
+            raise ValueError(f"worker {name} is running already (or the pool is closing)")
+        worker.started, worker.retiring = True, False
+        worker.generation += 1  # fresh leg ids: a leg of an earlier run is never reused
+        try:
+            return await self._spawn(worker)
+        except WorkerStartError:
+            worker.started = False
+            raise
+        finally:
+            self._changed()
+
+    def begin_retire(self, name: str) -> bool:
+        """Take a running worker with no legs out of the dialling (step one of ``retire``)."""
+        worker = self._workers[name]
+        if not worker.started or worker.ready is None or worker.book.held:
+            return False
+        worker.retiring = True
+        self._changed()
+        return True
+
+    async def retire(self, name: str, timeout: float = 5.0) -> bool:
+        """Stop worker ``name`` if it is retiring and still holds no leg; True if stopped.
+        It then stands by again (``grow`` starts it anew)."""
+        worker = self._workers[name]
+        if not worker.retiring or worker.book.held or worker.ready is None:
+            worker.retiring = False
+            self._changed()
+            return False
+        worker.started = False  # its exit is not a death
+        worker.ready = None
+        await self._stop(worker, timeout)
+        worker.process, worker.retiring = None, False
+        self._changed()
+        return True
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
     async def _stop(self, worker: _Worker, timeout: float) -> None:
         proc = worker.process
         if proc is None:
@@ -160,7 +213,7 @@ class WorkerPool:
 
     async def _spawn(self, worker: _Worker) -> p.Ready:
         loop = asyncio.get_running_loop()
-        worker.ready, worker.book, worker.last_logs = None, SlotBook(), []
+        worker.ready, worker.book, worker.last_logs, worker.teardowns = None, SlotBook(), [], {}
         worker.ready_future = loop.create_future()
         config = worker.config.with_worker_id(worker.worker_id)
         worker.process = await asyncio.create_subprocess_exec(
@@ -171,7 +224,7 @@ class WorkerPool:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=self._stderr,
-            env=_child_env(),
+            env=child_env(),
             limit=_LINE_LIMIT,
         )
         worker.reader = asyncio.create_task(self._read(worker, worker.process))
@@ -224,13 +277,16 @@ class WorkerPool:
             name = self.worker_of(near)
             target = self._workers[name] if name is not None else None
         else:
+            # most free slots first; the lowest index among equals, so spares stay idle
             target = max(self._workers.values(), key=lambda w: w.free)
         placed = Placed.NO_SLOT if target is None else target.book.place(command, near)
         if placed is Placed.NO_SLOT or target is None:
             self._emit(p.Failed(leg=command.leg, status=503, reason="no free call slot"))
             self._emit(p.LegClosed(leg=command.leg))
-        elif placed is Placed.SENT:
+            return
+        if placed is Placed.SENT:
             self._write(target, command)
+        self._changed()
 
     def _write(self, worker: _Worker, command: p.Command) -> None:
         proc = worker.process
@@ -266,6 +322,30 @@ class WorkerPool:
     def slots(self, name: str) -> int:
         """Free slots of one worker."""
         return self._workers[name].free
+
+    @property
+    def initial(self) -> int:
+        """How many workers start with the pool (the rest stand by)."""
+        return self._initial
+
+    def workers(self) -> list[WorkerView]:
+        """Each configured worker as the growth policy sees it, in configured order."""
+        return [
+            WorkerView(
+                name=w.name,
+                port=w.config.listen_port,
+                started=w.started,
+                ready=w.ready is not None,
+                retiring=w.retiring,
+                slots=w.ready.slots if w.ready is not None else 0,
+                legs=w.book.held,
+            )
+            for w in self._workers.values()
+        ]
+
+    def teardowns(self, name: str) -> tuple[p.Teardown, ...]:
+        """The teardowns held for worker ``name``'s legs (what its death would send)."""
+        return tuple(self._workers[name].teardowns.values())
 
     def pid(self, name: str) -> int | None:
         """The current process id of worker ``name`` (for tests and operators)."""
@@ -309,7 +389,8 @@ class WorkerPool:
                 self._emit(p.Log(level=1, message=f"{worker.worker_id}: bad event line: {exc}"))
                 continue
             self._track(worker, event)
-            self._emit(event)
+            if not isinstance(event, p.Teardown):  # the pool's own business
+                self._emit(event)
         code = await proc.wait()
         if worker.ready_future is not None and not worker.ready_future.done():
             worker.ready_future.set_exception(
@@ -320,7 +401,7 @@ class WorkerPool:
             )
             worker.ready_future.exception()  # mark retrieved: _spawn may have timed out first
             return
-        if not self._closing:
+        if not self._closing and worker.started:
             self._report_death(worker, code)
             if self._restart:
                 task = asyncio.create_task(self._restart_worker(worker))
@@ -334,11 +415,17 @@ class WorkerPool:
                 worker.book.capacity = event.slots
                 if worker.ready_future is not None and not worker.ready_future.done():
                     worker.ready_future.set_result(event)
+                self._changed()
             case p.Incoming(leg=leg):
                 worker.book.legs.add(leg)
+                self._changed()
+            case p.Teardown(leg=leg) if leg in worker.book:
+                worker.teardowns[leg] = event
             case p.LegClosed(leg=leg):
+                worker.teardowns.pop(leg, None)
                 for dial in worker.book.closed(leg):
                     self._write(worker, dial)
+                self._changed()
             case p.Log(level=level, message=message) if level <= 2:
                 worker.last_logs = [*worker.last_logs[-9:], message]
             case _:
@@ -346,16 +433,22 @@ class WorkerPool:
 
     def _report_death(self, worker: _Worker, code: int | None) -> None:
         legs = worker.book.clear()
+        if self._reaper is not None and worker.teardowns:
+            self._reaper(list(worker.teardowns.values()))
+        worker.teardowns = {}
         worker.ready = None
         if self._observer is not None:
             self._observer.worker_died(worker.name)
         self._emit(p.WorkerDied(worker_id=worker.worker_id, legs=tuple(legs), exit_code=code))
         for leg in legs:
             self._emit(p.LegClosed(leg=leg))
+        self._changed()
 
     async def _restart_worker(self, worker: _Worker) -> None:
         for attempt in range(1_000_000):
             await asyncio.sleep(_RESTART_DELAYS[min(attempt, len(_RESTART_DELAYS) - 1)])
+            if not worker.started:
+                return  # retired meanwhile
             worker.generation += 1
             try:
                 await self._spawn(worker)
@@ -365,12 +458,3 @@ class WorkerPool:
                 if self._observer is not None:
                     self._observer.worker_restarted(worker.name)
                 return
-
-
-def _child_env() -> dict[str, str]:
-    """Our environment, with this package importable in the child even if not installed."""
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, (root, env.get("PYTHONPATH"))))
-    env["PYTHONUNBUFFERED"] = "1"
-    return env

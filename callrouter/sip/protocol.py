@@ -255,6 +255,22 @@ class CommandError:
 
 
 @dataclass(frozen=True, slots=True)
+class Teardown:
+    """How to end ``leg`` should this worker die: SIP datagrams for ``host:port``, written by
+    the worker (a BYE; or CANCEL then the ACK for its 487 while an outbound leg rings).
+
+    The pool keeps the latest per leg and sends them if the process dies; the engine never sees
+    it. ``inbound``: a caller's leg (behind the edge, the edge ends those itself).
+    """
+
+    leg: str
+    host: str
+    port: int
+    messages: tuple[str, ...]
+    inbound: bool
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerDied:
     """Made by the pool, never by a worker: the process died holding ``legs``.
 
@@ -284,6 +300,7 @@ Event = (
     | Pong
     | Log
     | CommandError
+    | Teardown
     | WorkerDied
 )
 Message = Command | Event

@@ -50,6 +50,11 @@ class SlotBook:
     def free(self) -> int:
         return self.free_for(None)
 
+    @property
+    def held(self) -> int:
+        """Slots taken, kept for an admitted GP, or wanted by a waiting Dial (0: truly idle)."""
+        return len(self.legs) + self._unused_reservations(None) + len(self.waiting)
+
     def reserve(self, gp_leg: str) -> bool:
         """Keep a slot for the first consultant leg of ``gp_leg``'s call, if there is one."""
         if gp_leg not in self.legs:

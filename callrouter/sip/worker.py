@@ -2,7 +2,7 @@
 
     python -m callrouter.sip.worker --listen 127.0.0.1:5070 --public 127.0.0.1 \\
         --rtp-port-min 20000 --rtp-port-max 20099 [--media-timeout 30] [--log-level 1] \\
-        [--worker-id w0] [--sip-trace]
+        [--worker-id w0] [--sip-trace] [--poll-ms 100]
 
 Commands arrive on stdin and events leave on the *original* stdout, one JSON object per line
 (``callrouter.sip.protocol``). fd 1 is pointed at stderr before pjsua2 starts, so its banner and
@@ -22,21 +22,30 @@ import signal
 import sys
 import time
 from types import FrameType
+from typing import Any
 
 from callrouter.sip import protocol as p
 from callrouter.sip.worker_config import WorkerConfig, parse_argv
 from callrouter.sip.worker_ipc import Inbox, Outbox, PipeClosed, Waker, start_reader
 
-# Commands wake the loop at once, but RFC 4733 digits are decoded on pjmedia's thread and their
-# callback waits, with mainThreadOnly, until libHandleEvents returns: the poll bounds that wait
-# (100 ms gave a 100 ms p99 from key to consultant INVITE; 10 ms gives ~13 ms at ~1% idle CPU).
-_POLL_MS = 10
+# How long the pj thread waits when nothing happens is ``WorkerConfig.poll_ms`` (100 ms by
+# default): nothing latency-sensitive waits for that timeout. Commands wake the poll (a datagram
+# to our SIP port, ``Waker``), SIP and RTP arrive on the sockets it polls (RFC 4733 digits are
+# decoded inside the poll: no media thread, see worker_endpoint), pjsip's timers bound the wait,
+# and a player's end is posted to the inbox from pjmedia's clock thread, which wakes it too.
+# At 10 ms an idle worker cost ~0.7% of a core; see benchmarks/idle_worker.py.
 _TICK_SECONDS = 1.0
 _GC_EVERY_TICKS = 10
 _DRAIN_MAX_SECONDS = 1.5  # how long hangups get to complete at shutdown
 # pjsua reports a cancelled leg closed at once, but its 487 still needs our ACK: keep polling
 # a little after the last leg is gone so the transactions can finish.
 _DRAIN_MIN_SECONDS = 0.3
+_GATE_CALIBRATION_SECONDS = 2.0
+_CALIBRATION_POLL_MS = 10  # the gate's start-up probe waits on short polls
+_GATE_OFF = (
+    "the request gate could not be installed on this pjsua2 build: hostile SIP reaching this "
+    "worker directly (not through the edge) is screened only by pjsua itself"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +65,37 @@ def main(argv: list[str] | None = None) -> int:
     os._exit(status)  # no interpreter teardown: pjsua2 destructors after libDestroy abort
 
 
+def _install_gate(config: WorkerConfig, stack: Any, outbox: Outbox) -> object:
+    """The worker's own gate ahead of pjsua (``worker_gate``); logged when it cannot run."""
+    from callrouter.sip.worker_gate import Gate  # noqa: PLC0415 - needs pjsua2 loaded
+
+    gate = Gate(outbox, config.allows)
+    if not (
+        gate.install()
+        and gate.calibrate(
+            config.listen_host,
+            config.listen_port,
+            lambda: stack.endpoint.libHandleEvents(_CALIBRATION_POLL_MS),
+            _GATE_CALIBRATION_SECONDS,
+        )
+    ):
+        outbox.send(p.Log(level=1, message=_GATE_OFF))
+    return gate
+
+
+def _announce(config: WorkerConfig, slots: int, free: int, outbox: Outbox) -> None:
+    """Tell the pool this worker serves now, and how many slots it has."""
+    outbox.send(
+        p.Ready(
+            worker_id=config.worker_id,
+            sip_host=config.listen_host,
+            sip_port=config.listen_port,
+            slots=slots,
+        )
+    )
+    outbox.send(p.Slots(free=free))
+
+
 def _serve(config: WorkerConfig, outbox: Outbox) -> int:
     import pjsua2 as pj  # noqa: PLC0415 - imported only after fd 1 is safe
 
@@ -69,16 +109,9 @@ def _serve(config: WorkerConfig, outbox: Outbox) -> int:
     except pj.Error as exc:
         outbox.send(p.Log(level=1, message=f"worker start failed: {exc.info()}"))
         return 2
+    _gate = _install_gate(config, stack, outbox)  # held until exit: pjsip keeps pointers in it
     table = LegTable(config, stack, inbox, outbox, time.monotonic)
-    outbox.send(
-        p.Ready(
-            worker_id=config.worker_id,
-            sip_host=config.listen_host,
-            sip_port=config.listen_port,
-            slots=stack.slots,
-        )
-    )
-    outbox.send(p.Slots(free=table.free))
+    _announce(config, stack.slots, table.free, outbox)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         inbox.put(p.Shutdown())
@@ -88,12 +121,16 @@ def _serve(config: WorkerConfig, outbox: Outbox) -> int:
     # then closes this worker itself, so the worker must not leave first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     start_reader(0, inbox, outbox)
+    # What start-up made lives for the whole process: keep it out of every later collection
+    # (a full one over it took ~9 ms; a collection now sees only objects calls made).
+    gc.collect()
+    gc.freeze()
 
     ticks = 0
     next_tick = time.monotonic() + _TICK_SECONDS
     running = True
     while running:
-        stack.endpoint.libHandleEvents(_POLL_MS)
+        stack.endpoint.libHandleEvents(config.poll_ms)
         for item in inbox.drain():
             if isinstance(item, p.Shutdown | PipeClosed):
                 running = False

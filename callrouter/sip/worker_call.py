@@ -57,6 +57,7 @@ class Leg:
     leg_id: str
     call: LegCall
     inbound: bool
+    uri: str = ""  # outbound: the Request-URI we dialled
     answer_sent: bool = False  # inbound: our 200 OK went out
     answered: bool = False  # CONFIRMED reached
     ended_by_us: bool = False  # Hangup/Reject/shutdown: no Failed/HungUp for it

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import ipaddress
 from dataclasses import dataclass
 
 
@@ -27,6 +29,10 @@ class WorkerConfig:
     user: str = "callrouter"  # user part of our own SIP URI
     media_host: str | None = None  # address RTP binds; None = listen_host
     media_public_host: str | None = None  # address written into SDP; None = public_host
+    # Networks that may start calls (or any request outside a dialog); () lets anyone in.
+    # Others get 403 from the worker's gate before pjsua sees them (see worker_gate).
+    allow: tuple[str, ...] = ()
+    poll_ms: int = 100  # longest idle wait of the pj thread; work that arrives wakes it at once
 
     def __post_init__(self) -> None:
         if not 0 < self.listen_port < 65536:
@@ -35,6 +41,20 @@ class WorkerConfig:
             raise ValueError(f"bad RTP port range {self.rtp_port_min}-{self.rtp_port_max}")
         if self.media_timeout < 0:
             raise ValueError("media_timeout must be >= 0")
+        if not 1 <= self.poll_ms <= 600_000:
+            raise ValueError(f"poll_ms {self.poll_ms} out of range 1-600000")
+        for network in self.allow:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
+
+    def allows(self, address: str) -> bool:
+        """True when ``address`` may start a call here (everyone, if ``allow`` is empty)."""
+        if not self.allow:
+            return True
+        try:
+            peer = ipaddress.ip_address(address.strip("[]"))
+        except ValueError:
+            return False
+        return any(peer in network for network in _networks(self.allow))
 
     def argv(self) -> list[str]:
         """Arguments for ``python -m callrouter.sip.worker``."""
@@ -57,6 +77,8 @@ class WorkerConfig:
             str(self.max_calls),
             "--user",
             self.user,
+            "--poll-ms",
+            str(self.poll_ms),
         ]
         if self.sip_trace:
             args.append("--sip-trace")
@@ -64,6 +86,8 @@ class WorkerConfig:
             args += ["--media", self.media_host]
         if self.media_public_host is not None:
             args += ["--media-public", self.media_public_host]
+        for network in self.allow:
+            args += ["--allow", network]
         return args
 
     @property
@@ -77,6 +101,11 @@ class WorkerConfig:
     def with_worker_id(self, worker_id: str) -> WorkerConfig:
         """A copy under another id (the pool renames a worker on each restart)."""
         return dataclasses.replace(self, worker_id=worker_id)
+
+
+@functools.cache
+def _networks(allow: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(network, strict=False) for network in allow)
 
 
 def parse_argv(argv: list[str] | None = None) -> WorkerConfig:
@@ -98,8 +127,16 @@ def parse_argv(argv: list[str] | None = None) -> WorkerConfig:
     parser.add_argument("--sip-trace", action="store_true")
     parser.add_argument("--max-calls", type=int, default=1000)
     parser.add_argument("--user", default="callrouter")
+    parser.add_argument("--poll-ms", type=int, default=100, help="longest idle poll of pjsua")
     parser.add_argument("--media", metavar="HOST", help="address RTP binds (default: --listen's)")
     parser.add_argument("--media-public", metavar="HOST", help="address in SDP (default --public)")
+    parser.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="NETWORK",
+        help="a network that may start calls (repeat; none: anyone)",
+    )
     ns = parser.parse_args(argv)
     host, sep, port = str(ns.listen).rpartition(":")
     if not sep or not port.isdigit():
@@ -119,6 +156,8 @@ def parse_argv(argv: list[str] | None = None) -> WorkerConfig:
             user=ns.user,
             media_host=ns.media,
             media_public_host=ns.media_public,
+            allow=tuple(ns.allow),
+            poll_ms=ns.poll_ms,
         )
     except ValueError as exc:
         parser.error(str(exc))

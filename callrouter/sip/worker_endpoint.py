@@ -1,8 +1,9 @@
 """Creating and destroying the one pjsua2 Endpoint of a worker process.
 
 Everything here runs on the pj thread. The settings follow DESIGN §4: one owning thread
-(threadCnt 0, mainThreadOnly), 8 kHz bridge, null sound device, bound *and* public address on
-the SIP transport and on the account's media transport, G.711 only.
+(threadCnt 0, mainThreadOnly, and no media thread either: RTP shares the SIP ioqueue), 8 kHz
+bridge, null sound device (its clock stopped while idle), bound *and* public address on the SIP
+transport and on the account's media transport, G.711 only.
 """
 
 from __future__ import annotations
@@ -105,6 +106,11 @@ def _configure(ep: WorkerEndpoint, config: WorkerConfig, outbox: Outbox) -> Stac
     med.sndClockRate = 8000
     med.noVad = True  # keep RTP flowing in silence: the far side's media timeout relies on it
     med.ecTailLen = 0  # no echo canceller: no sound card, G.711 trunks
+    # RTP on the SIP ioqueue, polled by this (the pj) thread: an RFC 4733 digit is decoded in
+    # the poll that received it, so its callback runs at once instead of waiting, queued by a
+    # media thread, for the poll to time out. That lets the idle poll be long (see worker.py).
+    med.hasIoqueue = False
+    med.threadCnt = 0
     ep.libInit(ep_cfg)
 
     tp_cfg = pj.TransportConfig()
@@ -114,6 +120,7 @@ def _configure(ep: WorkerEndpoint, config: WorkerConfig, outbox: Outbox) -> Stac
     ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tp_cfg)
     ep.libStart()
     ep.audDevManager().setNullDev()
+    _idle_clock(ep)
     for codec in ep.codecEnum2():
         ep.codecSetPriority(codec.codecId, 0)
     for rank, codec in enumerate(_CODECS):
@@ -130,6 +137,19 @@ def _configure(ep: WorkerEndpoint, config: WorkerConfig, outbox: Outbox) -> Stac
     acc = WorkerAccount()
     acc.create(acc_cfg, True)
     return Stack(endpoint=ep, account=acc, log_writer=writer, slots=_real_call_cap(config))
+
+
+def _idle_clock(ep: WorkerEndpoint) -> None:
+    """Let the null sound device's clock stop while there is no call.
+
+    Its thread ticks the conference bridge 50 times a second (a third of an idle worker's CPU).
+    pjsua closes an idle device ``sndAutoCloseTime`` (1 s) after a bridge disconnect finds no
+    call, and reopens it on the next connect, but only a disconnect starts that check: so
+    disconnect the bridge's own port from itself (never connected; pjsua may say so).
+    """
+    manager = ep.audDevManager()
+    with contextlib.suppress(pj.Error):
+        manager.getCaptureDevMedia().stopTransmit(manager.getPlaybackDevMedia())
 
 
 def _real_call_cap(config: WorkerConfig) -> int:

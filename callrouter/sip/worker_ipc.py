@@ -8,11 +8,13 @@ outbox into the engine's pipe, so the pj thread never blocks on a slow reader.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import queue
 import socket
 import threading
 from dataclasses import dataclass
+from typing import Any, cast
 
 from callrouter.sip import protocol as p
 
@@ -87,7 +89,11 @@ class Outbox:
         self._thread.start()
 
     def send(self, event: p.Event) -> None:
-        self._queue.put(p.encode(event))
+        try:
+            line = p.encode(event)
+        except UnicodeEncodeError:  # text pjsua2 decoded from bytes that are not UTF-8
+            line = p.encode(_readable(event))
+        self._queue.put(line)
 
     def close(self, timeout: float = 2.0) -> None:
         """Flush what is queued, then stop the writer."""
@@ -104,6 +110,26 @@ class Outbox:
                     view = view[os.write(self._fd, view) :]
             except OSError:
                 self.broken.set()  # the engine is gone; the reader will see EOF too
+
+
+def _readable(event: p.Event) -> p.Event:
+    """``event`` with every text field made valid UTF-8: pjsua2 turns bytes that are not UTF-8
+    into lone surrogates, which stand here for the bytes they came from, shown as U+FFFD."""
+    changes = {
+        f.name: _text(value)
+        for f in dataclasses.fields(event)
+        if isinstance(value := getattr(event, f.name), str)
+    }
+    same_kind: Any = event  # replace() cannot type fields picked at run time
+    return cast("p.Event", dataclasses.replace(same_kind, **changes))
+
+
+def _text(value: str) -> str:
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        raw = value.encode("utf-8", "replace")
+    return raw.decode("utf-8", "replace")
 
 
 def start_reader(fd: int, inbox: Inbox, outbox: Outbox) -> threading.Thread:

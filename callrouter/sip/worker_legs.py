@@ -34,6 +34,7 @@ from callrouter.sip.worker_sipmsg import (
     split_host_port,
 )
 from callrouter.sip.worker_slot_waits import SlotWaits
+from callrouter.sip.worker_teardown import teardown
 
 _SHUTDOWN_STATUS = 503  # unanswered inbound legs when the worker stops
 
@@ -170,14 +171,15 @@ class LegTable:
                 self._fail_at_once(cmd.leg, 503, "no free call slot")
             return
         call = LegCall(self.stack.account, self, cmd.leg, pj.PJSUA_INVALID_ID)
-        leg = Leg(leg_id=cmd.leg, call=call, inbound=False)
+        leg = Leg(leg_id=cmd.leg, call=call, inbound=False, uri=cmd.uri)
         self.legs[cmd.leg] = leg  # before makeCall: its callbacks may fire inside it
         op = pj.CallOpParam(True)
         op.txOption.localUri = self._from_uri(cmd)
         try:
             call.makeCall(cmd.uri, op)
         except pj.Error as exc:
-            del self.legs[cmd.leg]
+            if self.legs.pop(cmd.leg, None) is None:
+                return  # a callback inside makeCall already ended the leg and reported it
             too_many = "too many" in exc.info().lower()  # PJ_ETOOMANY: a slot is being freed
             if not (too_many and self.slot_waits.wait(cmd, give_up_at)):
                 self._fail_at_once(cmd.leg, 503 if too_many else 500, exc.info())
@@ -229,18 +231,31 @@ class LegTable:
     # ------------------------------------------------------------------ pjsua2 callbacks
 
     def on_incoming(self, prm: Any) -> None:
+        """180 and ``Incoming`` (403 outside the allow-list where the gate is off); anything
+        failing once the call is ours ends it with 500, so no bad message holds a slot."""
         leg_id = f"{self.config.worker_id}-in-{next(self._inbound_numbers)}"
         call = LegCall(self.stack.account, self, leg_id, prm.callId)
-        self.legs[leg_id] = Leg(leg_id=leg_id, call=call, inbound=True)
-        message = str(prm.rdata.wholeMsg)
-        source_host, source_port = split_host_port(str(prm.rdata.srcAddress))
+        self.legs[leg_id] = leg = Leg(leg_id=leg_id, call=call, inbound=True)
+        try:
+            self._offer(leg, str(prm.rdata.wholeMsg), str(prm.rdata.srcAddress))
+        except Exception:
+            with contextlib.suppress(pj.Error):  # already on its way out
+                self._hangup(leg, 500)  # unanswered inbound: that status, quietly
+            raise
+
+    def _offer(self, leg: Leg, message: str, source: str) -> None:
+        source_host, source_port = split_host_port(source)
         display, user = name_addr(header(message, "From") or "")
+        if not self.config.allows(source_host):
+            self._hangup(leg, 403)
+            self.emit(p.Refused(403, user, request_uri_user(message), source_host))
+            return
         ringing = pj.CallOpParam()
         ringing.statusCode = 180
-        call.answer(ringing)
+        leg.call.answer(ringing)
         self.emit(
             p.Incoming(
-                leg=leg_id,
+                leg=leg.leg_id,
                 from_user=user,
                 from_display=display,
                 to_user=request_uri_user(message),
@@ -328,6 +343,9 @@ class LegTable:
             return
         tsx_state = event.body.tsxState
         tsx = tsx_state.tsx
+        if tsx.method == "INVITE":
+            self._note_teardown(call, tsx_state)
+            return
         if (
             tsx.role != pj.PJSIP_ROLE_UAS
             or tsx.method != "INFO"
@@ -344,6 +362,36 @@ class LegTable:
         respond_in_dialog(rdata, 200 if digit is not None else 400)
         if digit is not None and call.leg in self.legs:
             self.emit(p.Digit(leg=call.leg, digit=digit, method="info"))
+
+    def _note_teardown(self, call: LegCall, tsx_state: Any) -> None:
+        """A response of a leg's INVITE (received when we called, sent when we answered): tell
+        the pool how to end the leg should this process die (``worker_teardown``)."""
+        leg = self.legs.get(call.leg)
+        if leg is None:
+            return
+        if leg.inbound and tsx_state.type == pj.PJSIP_EVENT_TX_MSG:
+            message = str(tsx_state.src.tdata.wholeMsg)
+        elif not leg.inbound and tsx_state.type == pj.PJSIP_EVENT_RX_MSG:
+            message = str(tsx_state.src.rdata.wholeMsg)
+        else:
+            return
+        host = self.config.public_host
+        via = (
+            f"[{host}]:{self.config.listen_port}"
+            if ":" in host
+            else f"{host}:{self.config.listen_port}"
+        )
+        contact = str(call.getInfo().remoteContact) if leg.inbound else ""
+        found = teardown(
+            leg.leg_id,
+            message,
+            inbound=leg.inbound,
+            remote_contact=contact,
+            via=via,
+            request_uri=leg.uri,
+        )
+        if found is not None:
+            self.emit(found)
 
     # ------------------------------------------------------------------ housekeeping
 

@@ -7,7 +7,8 @@ same process, on the pj thread, with the same library state:
 - ``pjsip_dlg_respond``: answer an in-dialog request pjsua leaves unhandled (INFO with
   ``application/dtmf``), so the caller gets 200 instead of "500 Unhandled by dialog usages".
 
-If a build hides a symbol, ``available`` is False and callers fall back (see each function).
+``function`` looks any other one up (the gate in ``worker_gate`` registers a pjsip module).
+If a build hides a symbol, the lookup gives None and callers fall back (see each function).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def _lib() -> ctypes.CDLL | None:
         return None
 
 
-def _function(name: str, restype: Any, argtypes: list[Any]) -> Any:
+def function(name: str, restype: Any, argtypes: list[Any]) -> Any:
+    """The C function ``name`` of the loaded pjproject, typed; None if the build hides it."""
     lib = _lib()
     fn = getattr(lib, name, None) if lib is not None else None
     if fn is not None:
@@ -38,7 +40,7 @@ def _function(name: str, restype: Any, argtypes: list[Any]) -> Any:
 
 def max_calls(fallback: int) -> int:
     """pjsua's effective maximum number of calls, or ``fallback`` if it cannot be read."""
-    fn = _function("pjsua_call_get_max_count", ctypes.c_uint, [])
+    fn = function("pjsua_call_get_max_count", ctypes.c_uint, [])
     return int(fn()) if fn is not None else fallback
 
 
@@ -48,8 +50,8 @@ def respond_in_dialog(rdata: Any, status: int) -> bool:
     Call only on the pj thread, from inside the callback that delivered ``rdata``.
     Returns False if it could not be sent (the dialog layer then answers 500 itself).
     """
-    get_dlg = _function("pjsip_rdata_get_dlg", ctypes.c_void_p, [ctypes.c_void_p])
-    respond = _function(
+    get_dlg = function("pjsip_rdata_get_dlg", ctypes.c_void_p, [ctypes.c_void_p])
+    respond = function(
         "pjsip_dlg_respond",
         ctypes.c_int,
         [

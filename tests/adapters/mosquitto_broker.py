@@ -21,9 +21,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _accepts(port: int) -> bool:
+def _accepts(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        with socket.create_connection((host, port), timeout=0.2):
             return True
     except OSError:
         return False
@@ -32,18 +32,19 @@ def _accepts(port: int) -> bool:
 class MosquittoBroker:
     """One mosquitto process; ``start`` again after ``kill`` reuses the same port."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, host: str = "127.0.0.1") -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
         self.binary = binary
         self.port = port or free_port()
+        self.host = host
         self.workdir = workdir
         self.config = workdir / "mosquitto.conf"
         # mosquitto ≥ 2.0 is local-only unless a listener is declared, and then anonymous
         # clients need allowing explicitly; persistence off so every start is empty.
         self.config.write_text(
-            f"listener {self.port} 127.0.0.1\n"
+            f"listener {self.port} {host}\n"
             "allow_anonymous true\n"
             "persistence false\n"
             "log_dest stderr\n"
@@ -63,7 +64,7 @@ class MosquittoBroker:
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT
-        while not _accepts(self.port):
+        while not _accepts(self.port, self.host):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"mosquitto did not start: {self.log_text()}")

@@ -328,6 +328,7 @@ class TestOperations:
         metrics.mqtt_connected(True)
         metrics.mqtt_connected(False)
         metrics.mqtt_payload_rejected("too_deep")
+        metrics.busy_race_lost()
         metrics.config_loaded(1000.0)
         metrics.config_reloaded(False, 2000.0)
         got = samples(metrics.exposition())
@@ -339,6 +340,7 @@ class TestOperations:
         assert value(got, refused, reason="full", status="503") == 0
         assert value(got, "callrouter_mqtt_connected") == 0
         assert value(got, "callrouter_mqtt_payloads_rejected_total", reason="too_deep") == 1
+        assert value(got, "callrouter_busy_races_lost_total") == 1
         assert value(got, "callrouter_config_reloads_total", outcome="failed") == 1
         assert value(got, "callrouter_config_last_reload_successful") == 0
         stamp = "callrouter_config_last_reload_success_timestamp_seconds"

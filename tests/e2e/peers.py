@@ -130,10 +130,11 @@ class Peers:
         port: int,
         calls: int = 1,
         timeout_s: int = 40,
+        host: str = LOOPBACK,
         **variables: float,
     ) -> Peer:
-        """A sipp UAS on ``port`` (the port in its rota URI)."""
-        return self._start(name, scenario, port, None, calls, timeout_s, variables, 0)
+        """A sipp UAS on ``host:port`` (the address in its rota URI)."""
+        return self._start(name, scenario, port, None, calls, timeout_s, variables, 0, host)
 
     def gp(
         self,

@@ -77,6 +77,8 @@ class RunningEngine:
     db: Path
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    netns: str | None = None  # run inside this network namespace (``ip netns exec``)
+    sip_host: str = LOOPBACK  # the address callers dial
 
     @property
     def public_sip_port(self) -> int:
@@ -85,10 +87,12 @@ class RunningEngine:
 
     @property
     def sip_uri_host(self) -> str:
-        return f"{LOOPBACK}:{self.public_sip_port}"
+        return f"{self.sip_host}:{self.public_sip_port}"
 
     def start(self) -> None:
+        inside = [] if self.netns is None else ["ip", "netns", "exec", self.netns]
         args = [
+            *inside,
             sys.executable,
             "-m",
             "callrouter",
@@ -124,6 +128,13 @@ class RunningEngine:
 
     def health(self) -> dict[str, Any]:
         url = f"http://{LOOPBACK}:{self.ports.health}/healthz"
+        if self.netns is not None:  # its loopback is the namespace's: ask from inside
+            fetch = ["ip", "netns", "exec", self.netns, "curl", "-s", "--max-time", "2", url]
+            done = subprocess.run(fetch, capture_output=True, timeout=5, check=False)
+            if done.returncode != 0:
+                raise OSError(f"curl exited with {done.returncode}")
+            answer: dict[str, Any] = json.loads(done.stdout)
+            return answer
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 body: dict[str, Any] = json.loads(response.read())

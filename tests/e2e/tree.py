@@ -30,15 +30,16 @@ NCN_TEAM = "test-ncn-cardiology"
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """A consultant on the rota: rung at sip:<id>@127.0.0.1:<port>, in ``tier`` (local or ncn)."""
+    """A consultant on the rota: rung at sip:<id>@<host>:<port>, in ``tier`` (local or ncn)."""
 
     id: str
     port: int
     tier: str = "local"
+    host: str = "127.0.0.1"  # another address for an engine in a network namespace
 
     @property
     def uri(self) -> str:
-        return f"sip:{self.id}@127.0.0.1:{self.port}"
+        return f"sip:{self.id}@{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)

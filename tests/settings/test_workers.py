@@ -79,6 +79,9 @@ class TestPlan:
         allowed = worker_plan.engine_trunk_check(cfg)
         assert allowed("127.0.0.1")  # the edge
         assert not allowed("198.51.100.7")
+        for worker in planned:  # the workers' gates let the same sources start calls
+            assert worker.allows("127.0.0.1")
+            assert not worker.allows("198.51.100.7")
 
     def test_a_planned_worker_survives_its_command_line(self) -> None:
         cfg = config(
@@ -93,6 +96,10 @@ class TestPlan:
         allowed = worker_plan.engine_trunk_check(cfg)
         assert allowed("10.1.2.3")
         assert not allowed("127.0.0.1")
+        (worker,) = worker_plan.plan_workers(cfg)
+        assert worker.allow == ("10.0.0.0/8",)
+        assert worker.allows("10.1.2.3")
+        assert not worker.allows("127.0.0.1")
 
 
 class TestClashes:
@@ -144,3 +151,46 @@ class TestClashes:
         data = {"specialties": CATALOGUE, "edge": {"enabled": True, "worker_host": "192.0.2.1"}}
         with pytest.raises(ValueError, match="not a loopback address"):
             Config.model_validate(data)
+
+
+class TestOnDemand:
+    """``sip.max_workers``: every worker there may be is planned (ports and RTP slices), the
+    first ``workers`` start; a cap that cannot work is refused at its own key."""
+
+    def test_the_plan_covers_the_most(self) -> None:
+        cfg = config(
+            {"listen_port": 5070, "rtp_port_min": 40000, "rtp_port_max": 40099, "max_workers": 4},
+            edge={"enabled": True, "listen_port": 5069},
+        )
+        planned = worker_plan.plan_workers(cfg)
+        assert [w.listen_port for w in planned] == [5070, 5071, 5072, 5073]
+        assert (planned[3].rtp_port_min, planned[3].rtp_port_max) == (40072, 40095)
+        assert worker_plan.worker_count(cfg.sip) == 1
+        assert worker_plan.grows(cfg.sip)
+
+    def test_the_shipped_config_keeps_a_spare_up_to_eight(self, tree: Tree) -> None:
+        cfg = tree.load().config
+        assert (worker_plan.worker_count(cfg.sip), worker_plan.max_worker_count(cfg.sip)) == (2, 8)
+        assert [w.listen_port for w in worker_plan.plan_workers(cfg)] == list(range(5061, 5069))
+
+    def test_below_workers(self, tree: Tree) -> None:
+        line = tree.replace("config.yaml", "max_workers: 8 ", "max_workers: 1 ")
+        (issue,) = tree.issues()
+        col = tree.col("config.yaml", line, "1")
+        assert (issue.line, issue.col, issue.field) == (line, col, "sip.max_workers")
+        assert "is below workers (2)" in issue.message
+
+    def test_rtp_range_too_small_for_the_most(self, tree: Tree) -> None:
+        line = tree.replace("config.yaml", "max_workers: 8 ", "max_workers: 200 ")
+        (issue,) = tree.issues()
+        assert (issue.line, issue.field) == (line, "sip.max_workers")
+        assert "gives each of 200 workers 4 ports" in issue.message
+
+    def test_growth_needs_the_edge(self) -> None:
+        with pytest.raises(ValueError, match="needs the edge"):
+            config({"workers": 1, "max_workers": 2})
+
+    def test_spare_idle_seconds_is_bounded(self, tree: Tree) -> None:
+        line = tree.replace("config.yaml", "spare_idle_seconds: 300", "spare_idle_seconds: 1")
+        (issue,) = tree.issues()
+        assert (issue.line, issue.field) == (line, "sip.spare_idle_seconds")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from callrouter.sip import protocol as p
@@ -45,6 +47,9 @@ EXAMPLES: list[p.Message] = [
     p.Pong(token=7),
     p.Log(level=1, message="line\nwith newline"),
     p.CommandError(command="Play", leg="L1", message="no such leg"),
+    p.Teardown(
+        leg="L1", host="127.0.0.1", port=5070, messages=("CANCEL sip:x SIP/2.0\r\n",), inbound=False
+    ),
     p.WorkerDied(worker_id="w0", legs=("L1", "w0-in-1"), exit_code=None),
 ]
 
@@ -127,8 +132,23 @@ class TestWorkerConfig:
             media_timeout=12.5,
             log_level=4,
             sip_trace=True,
+            allow=("127.0.0.0/8", "2001:db8::/32"),
         )
         assert parse_argv(config.argv()) == config
+
+    def test_allow_list(self) -> None:
+        """Only the listed networks may start calls; an empty list lets anyone in."""
+        config = WorkerConfig("w0", "127.0.0.1", 5070, "127.0.0.1", 20000, 20099)
+        listed = dataclasses.replace(config, allow=("192.0.2.0/24", "2001:db8::/32"))
+        assert config.allows("203.0.113.9")
+        assert listed.allows("192.0.2.200")
+        assert listed.allows("[2001:db8::1]")
+        assert not listed.allows("192.0.3.1")
+        assert not listed.allows("not-an-address")
+
+    def test_bad_allowed_network_is_refused(self) -> None:
+        with pytest.raises(ValueError, match=r"192\.0\.2\.300"):
+            WorkerConfig("w0", "127.0.0.1", 5070, "127.0.0.1", 20000, 20099, allow=("192.0.2.300",))
 
     def test_bad_port_range_is_refused(self) -> None:
         with pytest.raises(SystemExit):
