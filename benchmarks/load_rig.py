@@ -30,7 +30,6 @@ from tests.e2e.tree import Ports
 
 REPO = Path(__file__).resolve().parents[1]
 LOOPBACK = "127.0.0.1"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 DTMF_1 = Path("/usr/share/sip-tester/dtmf_2833_1.pcap")
 FRAME_SECONDS = 0.02  # 20 ms of PCMU: 160 samples
 
@@ -221,6 +220,16 @@ def role(pid: int) -> str:
     return "engine"
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of ``pid``, in nanoseconds from schedstat (the tick counts of
+    /proc/<pid>/stat are truncated to 10 ms per process: too coarse for an idle worker)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
 def usage(pids: list[int]) -> Usage:
     cpu: dict[str, float] = {}
     pss: dict[str, int] = {}
@@ -228,11 +237,11 @@ def usage(pids: list[int]) -> Usage:
     for pid in pids:
         kind = role(pid)
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            seconds = _cpu_seconds(pid)
             rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
         except OSError:
             continue  # exited in between
-        cpu[kind] = cpu.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+        cpu[kind] = cpu.get(kind, 0.0) + seconds
         kib = next((int(x.split()[1]) for x in rollup.splitlines() if x.startswith("Pss:")), 0)
         pss[kind] = pss.get(kind, 0) + kib
         count[kind] = count.get(kind, 0) + 1
