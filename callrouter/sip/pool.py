@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ __all__ = ["WorkerObserver", "WorkerPool", "WorkerStartError", "WorkerView"]
 
 _LINE_LIMIT = 1 << 20  # SIP message dumps in Log events can be long
 _RESTART_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0)  # back-off between failed restarts
+_START_CONCURRENCY = max(4, 2 * (os.cpu_count() or 1))  # workers starting at once
 
 
 @dataclass
@@ -109,12 +111,21 @@ class WorkerPool:
 
     async def start(self) -> list[p.Ready]:
         """Start the first ``initial`` workers and wait for each one's Ready
-        (``WorkerStartError`` after the timeout)."""
+        (``WorkerStartError`` after the timeout).
+
+        At most ``_START_CONCURRENCY`` start at once, so each worker's timeout measures its own
+        start: a hundred at once on two busy cores took ~25 s and ran past 10 s."""
         first = list(self._workers.values())[: self._initial]
         for worker in first:
             worker.started = True
+        gate = asyncio.Semaphore(_START_CONCURRENCY)
+
+        async def spawn(worker: _Worker) -> p.Ready:
+            async with gate:
+                return await self._spawn(worker)
+
         try:
-            return list(await asyncio.gather(*(self._spawn(w) for w in first)))
+            return list(await asyncio.gather(*(spawn(w) for w in first)))
         except BaseException:
             await self.aclose()
             raise

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from callrouter.sip import pool as pool_module
 from callrouter.sip import protocol as p
 from callrouter.sip.pool import WorkerPool, WorkerStartError
 from tests.sip.conftest import Events, needs_sipp, run, sipp, worker_config
@@ -252,3 +253,52 @@ class TestWorkerProcess:
                     await twin.start()
 
         run(main)
+
+
+# A stand-in worker program (our own IPC protocol, no pjsua2): notes when it started, takes
+# START_SECONDS to come up, says Ready, and exits when stdin closes.
+_SLOW_WORKER = """\
+import json, sys, time
+argv = sys.argv[1:]
+name = argv[argv.index("--worker-id") + 1]
+with open(sys.argv[0] + ".log", "a") as log:
+    log.write(f"{name} start {time.monotonic()}\\n")
+time.sleep(START_SECONDS)
+with open(sys.argv[0] + ".log", "a") as log:
+    log.write(f"{name} ready {time.monotonic()}\\n")
+ready = {"type": "Ready", "worker_id": name, "sip_host": "127.0.0.1", "sip_port": 1, "slots": 4}
+print(json.dumps(ready), flush=True)
+sys.stdin.read()
+"""
+
+
+class TestStart:
+    """Workers start a few at a time, so each one's Ready timeout measures its own start."""
+
+    def test_no_more_than_the_limit_start_at_once(self, tmp_path: Path) -> None:
+        limit = pool_module._START_CONCURRENCY
+        fake = tmp_path / "slow_worker.py"
+        fake.write_text(f"#!{sys.executable}\nSTART_SECONDS = 0.3\n{_SLOW_WORKER}")
+        fake.chmod(0o755)
+        configs = [worker_config(f"w{i}") for i in range(limit + 3)]
+
+        async def main() -> list[p.Ready]:
+            pool = WorkerPool(configs, python=str(fake), start_timeout=20)
+            try:
+                return await pool.start()
+            finally:
+                await pool.aclose()
+
+        readies = run(main)
+        assert sorted(r.worker_id for r in readies) == sorted(c.worker_id for c in configs)
+        marks = sorted(
+            (float(at), 1 if what == "start" else -1)
+            for _, what, at in (
+                line.split() for line in fake.with_suffix(".py.log").read_text().splitlines()
+            )
+        )
+        starting = most = 0
+        for _, step in marks:
+            starting += step
+            most = max(most, starting)
+        assert most == limit
