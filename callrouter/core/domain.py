@@ -27,7 +27,7 @@ class EndReason(StrEnum):
     MAX_WAIT = "max_wait"  # the hunt's total wait ran out
     MAX_CALL_LENGTH = "max_call_length"
     MEDIA_TIMEOUT = "media_timeout"
-    INTERRUPTED = "interrupted"  # the engine died (set by the records at restart) or the call failed
+    INTERRUPTED = "interrupted"  # the engine died (closed at restart) or the call failed
     LOST = "lost"  # the worker process holding the GP's leg died mid-call
 
 
