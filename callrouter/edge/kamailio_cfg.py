@@ -43,37 +43,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from callrouter.edge.kamailio_checks import SANITY_CHECKS, shape_checks
+
 DISPATCH_SET = 1
-MAX_MESSAGE_BYTES = 16384  # a real INVITE with SDP is 1-5 KB; larger gets 513 at the edge
-MAX_DTMF_BODY_BYTES = 64  # "Signal=5\r\nDuration=160\r\n" is 24
-# One key on its own line: textops matches without case and line by line (REG_NEWLINE).
-DTMF_SIGNAL = '"^Signal= *[0-9a-d*#] *\\r?$"'
-
-
-def _not_utf8() -> str:
-    """A POSIX extended regex (over bytes, C locale) matching any byte sequence that is not
-    UTF-8: a byte UTF-8 never uses, a continuation byte without a lead, a lead byte without
-    enough continuations (at the end too), or one with too many. Lead and continuation bytes
-    never overlap, so every match starts at a real fault. The characters are Latin-1 here and
-    are written to kamailio.cfg as the raw bytes."""
-    cont, other, ascii_ = "[\x80-\xbf]", "[^\x80-\xbf]", "[^\x80-\xff]"
-    lead2, lead3, lead4 = "[\xc2-\xdf]", "[\xe0-\xef]", "[\xf0-\xf4]"
-    return "|".join(
-        (
-            "[\xc0\xc1\xf5-\xff]",
-            ascii_ + cont,
-            f"{lead2}({other}|$)",
-            f"{lead3}({other}|{cont}{other}|{cont}?$)",
-            f"{lead4}({other}|{cont}{other}|{cont}{cont}{other}|{cont}{{0,2}}$)",
-            lead2 + cont * 2,
-            lead3 + cont * 3,
-            lead4 + cont * 4,
-        )
-    )
-
-
-SANITY_CHECKS = 17895  # request line, scheme, headers, Via, CSeq, Content-Length, URIs, tags
-SANITY_URIS = 7  # Request-URI, From, To
 MODULES = (
     "tm",
     "tmx",
@@ -95,6 +67,8 @@ MODULES = (
 WORKER_DOWN_HEADER = "X-Callrouter-Worker-Down"  # OPTIONS from the engine: end that worker's calls
 # OPTIONS from the engine: "<port> ap" puts a worker into the dispatching, "<port> d" takes it out
 WORKER_STATE_HEADER = "X-Callrouter-Worker-State"
+# a consultant that does not answer a worker's INVITE at all (not even 100) this long: 408
+OUTBOUND_NO_ANSWER_MS = 10000
 DS_INACTIVE = 1  # dispatcher list flag: not chosen until an OPTIONS probe gets an answer
 
 
@@ -120,6 +94,9 @@ class EdgePlan:
     workers: tuple[EdgeWorker, ...]
     trunk_allow: tuple[str, ...]  # networks, as written in config.yaml (normalised)
     run_dir: Path
+    # where consultants are reached from (sip.listen_host): the edge listens there too, so the
+    # workers' calls to them leave by a socket that can reach them; None: listen_host does
+    outside_host: str | None = None
     retry_after_seconds: int = 30
     pike_requests: int = 200
     pike_seconds: int = 2
@@ -164,11 +141,17 @@ def _remote(plan: EdgePlan) -> bool:
     return any(worker.host is not None for worker in plan.workers)
 
 
-def _listens(plan: EdgePlan) -> list[str]:
-    found = [f"listen=udp:{_host(plan.listen_host)}:{plan.listen_port}"]
-    if plan.worker_host != plan.listen_host:  # a second socket on the workers' side
-        found.append(f"listen=udp:{_host(plan.worker_host)}:{plan.listen_port}")
+def _addresses(plan: EdgePlan) -> list[str]:
+    """The edge's sockets: the GPs' side, the workers' side, the consultants' side (once each)."""
+    found: list[str] = []
+    for host in (plan.listen_host, plan.worker_host, plan.outside_host):
+        if host is not None and host not in found:
+            found.append(host)
     return found
+
+
+def _listens(plan: EdgePlan) -> list[str]:
+    return [f"listen=udp:{_host(host)}:{plan.listen_port}" for host in _addresses(plan)]
 
 
 def _from_a_worker(plan: EdgePlan) -> str:
@@ -228,8 +211,9 @@ def render(plan: EdgePlan) -> str:
         'user_agent_header="User-Agent: callrouter-edge"',
         f'rundir="{plan.run_dir}"',
         *_listens(plan),
-        # workers on other hosts: each message leaves by the socket the route to its host takes
-        *(["mhomed=1"] if _remote(plan) else []),
+        # several sockets (or workers on other hosts): each message leaves by the socket the
+        # kernel's route to its destination takes (a worker on loopback, a consultant outside)
+        *(["mhomed=1"] if _remote(plan) or len(_addresses(plan)) > 1 else []),
         f'mpath="{plan.module_dir}/"',
         *(f'loadmodule "{module}.so"' for module in MODULES),
         'modparam("tm", "fr_timer", 2000)',  # a worker that says nothing for 2 s: next worker
@@ -262,34 +246,12 @@ def render(plan: EdgePlan) -> str:
         f'modparam("dispatcher", "ds_ping_from", "sip:edge@{_host(plan.worker_host)}")',
         'modparam("dialog", "profiles_with_value", "worker")',
         'modparam("dialog", "send_bye", 1)',  # a dialog that times out is ended with BYEs
+        # in-dialog requests sent without our Route (a peer that dropped Record-Route) too
+        'modparam("dialog", "dlg_match_mode", 1)',
         f'modparam("dialog", "default_timeout", {plan.max_call_seconds + 120})',
         "",
         "request_route {",
-        '    if (!mf_process_maxfwd_header("10")) {',
-        '        sl_send_reply("483", "Too Many Hops");',
-        "        exit;",
-        "    }",
-        f"    if ($ml > {MAX_MESSAGE_BYTES}) {{",
-        "        route(BAD_INPUT_LOG);",
-        '        if (!is_method("ACK")) sl_send_reply("513", "Message Too Large");',
-        "        exit;",
-        "    }",
-        f'    if (search("{_not_utf8()}")) {{',
-        "        route(BAD_INPUT_LOG);",
-        '        if (!is_method("ACK")) sl_send_reply("400", "Bad Request: not UTF-8");',
-        "        exit;",
-        "    }",
-        '    if (is_method("INFO") && has_body("application/dtmf-relay")) {',
-        f"        if ($bs > {MAX_DTMF_BODY_BYTES} || !search_body({DTMF_SIGNAL})) {{",
-        "            route(BAD_INPUT_LOG);",
-        '            sl_send_reply("400", "Bad Request: dtmf-relay body");',
-        "            exit;",
-        "        }",
-        "    }",
-        f'    if (!sanity_check("{SANITY_CHECKS}", "{SANITY_URIS}")) {{',
-        "        route(BAD_INPUT_LOG);",
-        "        exit;",
-        "    }",
+        *shape_checks(),
         f'    if ($si=="{plan.worker_host}" && is_method("OPTIONS")'
         f' && is_present_hf("{WORKER_DOWN_HEADER}")) {{',
         f'        xlog("L_WARN", "edge_worker_down port=$hdr({WORKER_DOWN_HEADER}):'
@@ -311,7 +273,10 @@ def render(plan: EdgePlan) -> str:
         '            sl_send_reply("200", "OK");',
         "            exit;",
         "        }",
-        f'        if (!is_in_subnet("$si", "{allow}")) {{',
+        "        # only new requests answer to trunk_allow: a consultant's requests in a dialog",
+        "        # a worker started through here (and a CANCEL, matched to its INVITE below) pass",
+        f'        if (!is_in_subnet("$si", "{allow}") && !is_method("CANCEL")'
+        " && !(has_totag() && is_known_dlg())) {",
         "            if ($sht(refused=>$si) == $null) {",
         "                $sht(refused=>$si) = 1;",
         '                xlog("L_WARN", "edge_refused src=$si method=$rm: not in trunk_allow'
@@ -322,15 +287,20 @@ def render(plan: EdgePlan) -> str:
         "        }",
         "    }",
         "    if (has_totag()) {",
+        '        if (is_method("ACK")) t_check_trans();  # the ACK of a 4xx-6xx stops here',
         "        if (loose_route()) {",
-        '            if (is_method("BYE")) ds_load_update();',
-        "            route(RELAY);",
+        "            route(IN_DIALOG);",
         "        }",
         "        # a peer that ignored our Record-Route: the call's worker, by Call-ID",
         "        if (uri==myself && $sht(dialogs=>$ci) != $null) {",
         "            $du = $sht(dialogs=>$ci);",
-        '            if (is_method("BYE")) ds_load_update();',
-        "            route(RELAY);",
+        "            dlg_manage();",
+        "            route(IN_DIALOG);",
+        "        }",
+        "        # a peer that dropped it in a call a worker placed: to the Request-URI",
+        "        if (is_known_dlg()) {",
+        "            dlg_manage();",
+        "            route(IN_DIALOG);",
         "        }",
         '        if (is_method("ACK") && t_check_trans()) route(RELAY);',
         '        if (!is_method("ACK")) sl_send_reply("404", "Not Here");',
@@ -338,7 +308,7 @@ def render(plan: EdgePlan) -> str:
         "    }",
         '    if (is_method("CANCEL")) {',
         "        if (t_check_trans()) {",
-        "            ds_load_update();",
+        "            if ($sht(dialogs=>$ci) != $null) ds_load_update();  # a GP's call",
         "            route(RELAY);",
         "        }",
         "        exit;",
@@ -353,6 +323,7 @@ def render(plan: EdgePlan) -> str:
         '        if (!is_method("ACK")) sl_send_reply("405", "Method Not Allowed");',
         "        exit;",
         "    }",
+        f"    if ({_from_a_worker(plan)}) route(OUTBOUND);",
         "    dlg_manage();",
         "    record_route();",
         f'    if (!ds_select_dst("{DISPATCH_SET}", "10")) {{',
@@ -373,6 +344,21 @@ def render(plan: EdgePlan) -> str:
         '        xlog("L_WARN", "edge_bad_input src=$si method=$rm length=$ml: refused'
         ' (once a minute per source)\\n");',
         "    }",
+        "}",
+        "",
+        "# a worker calling a consultant: out to the Request-URI by the socket that reaches it,",
+        "# recording the route so the dialog's requests both ways come through here; no",
+        "# dispatching, no load counted, no failover (the worker's hunt decides what is next)",
+        "route[OUTBOUND] {",
+        "    dlg_manage();",
+        "    record_route();",
+        f"    t_set_fr(0, {OUTBOUND_NO_ANSWER_MS});  # not even a 100 Trying: 408 to the worker",
+        "    route(RELAY);",
+        "}",
+        "",
+        "route[IN_DIALOG] {",
+        '    if (is_method("BYE") && $sht(dialogs=>$ci) != $null) ds_load_update();  # a GP\'s',
+        "    route(RELAY);",
         "}",
         "",
         "route[RELAY] {",
