@@ -11,15 +11,23 @@ What the generated Kamailio does with each request, in order:
 2. ``pike``: a source (other than a worker) sending more than ``pike_requests`` requests in
    ``pike_seconds`` is dropped silently until it calms down.
 3. OPTIONS to the edge itself: 200 (keep-alives, and ``callrouter run``'s readiness probe).
-4. A source outside ``trunk_allow`` (workers excepted): 403 from the edge, logged once per source
-   per minute (an htable remembers who was logged).
+4. A new request from a source outside ``trunk_allow`` (workers excepted): 403 from the edge,
+   logged once per source per minute (an htable remembers who was logged). A CANCEL, and a
+   request in a dialog the edge keeps (``is_known_dlg``: a consultant's BYE, re-INVITE, INFO),
+   are not new: consultants need not be on the allow-list.
 5. In-dialog requests follow their Record-Route (``loose_route``) to the worker that took the
    call, and back (a peer that sends them to the edge without the Route set is relayed to the
-   call's worker, remembered by Call-ID); BYE and CANCEL release the call's load on it.
+   call's worker, remembered by Call-ID, or, in a dialog a worker placed, to the Request-URI);
+   BYE and CANCEL of a GP's call release the call's load on its worker.
 6. A new INVITE goes to the worker with fewest calls (dispatcher algorithm 10, ``maxload`` = the
    calls it can hold); a 503, 486, 408 or timeout from it moves the call to the next worker
    (a silent one is marked inactive until an OPTIONS probe brings it back); none left, or all
    full: 503 with Retry-After from the edge itself. Other new requests: 405.
+   A new INVITE *from a worker* (a consultant's leg: the worker's account has the edge as
+   outbound proxy, its own socket is on loopback) is relayed to its Request-URI instead,
+   record-routed (two entries when it leaves by another socket), as a dialog: no dispatching,
+   no load, no failover, no pike, no allow-list. A consultant silent for
+   ``OUTBOUND_NO_ANSWER_MS`` gets the worker a 408.
 7. The engine starts and stops workers on demand (``sip.max_workers``): every worker there may
    be is in the dispatcher list, those standing by inactive (probes find them once they answer,
    e.g. after an edge restart); an OPTIONS with ``X-Callrouter-Worker-State: <port> ap|d`` from
@@ -30,10 +38,15 @@ What the generated Kamailio does with each request, in order:
 8. Each call is a dialog (``dialog`` module) in the profile of the worker that answered it.
    When a worker dies the engine sends the edge an OPTIONS with ``X-Callrouter-Worker-Down:
    <host>:<port>`` (only honoured from ``worker_host``); the edge times those dialogs out at once
-   and ends each with a BYE to the GP (``send_bye``), so no caller is left on dead air.
-8. Workers of other engine nodes (``edge.remote_workers``) are listed by their address and take
+   and ends each with a BYE to the GP (``send_bye``), so no caller is left on dead air. The
+   dead worker's consultant legs are not in that profile: the engine ends them (its reaper
+   sends the BYE or CANCEL the worker wrote while alive, through this edge like the worker's
+   own requests): the ``dialog`` module cannot cancel a consultant still ringing.
+9. Workers of other engine nodes (``edge.remote_workers``) are listed by their address and take
    calls like this host's: what they send counts as a worker's (no pike, no allow-list), and
-   ``mhomed`` sends each message out of the socket whose route reaches its host. Only this
+   ``mhomed`` sends each message out of the socket whose route reaches its host. The edge
+   listens on ``listen_host``, ``worker_host`` and ``outside_host`` (``sip.listen_host``, where
+   consultants are reached), ``mhomed`` picking the socket for each destination. Only this
    host's engine reports dead workers; another node's dead worker stops getting calls when a
    probe or an INVITE goes unanswered, but its calls are not ended by the edge.
 """
@@ -43,9 +56,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from callrouter.edge.kamailio_checks import SANITY_CHECKS, shape_checks
+from callrouter.edge.kamailio_checks import (
+    DISPATCH_SET,
+    SANITY_CHECKS,
+    shape_checks,
+    worker_state_route,
+)
 
-DISPATCH_SET = 1
 MODULES = (
     "tm",
     "tmx",
@@ -65,8 +82,6 @@ MODULES = (
     "jsonrpcs",  # only for jsonrpc_exec (dispatcher.set_state) from the route below
 )
 WORKER_DOWN_HEADER = "X-Callrouter-Worker-Down"  # OPTIONS from the engine: end that worker's calls
-# OPTIONS from the engine: "<port> ap" puts a worker into the dispatching, "<port> d" takes it out
-WORKER_STATE_HEADER = "X-Callrouter-Worker-State"
 # a consultant that does not answer a worker's INVITE at all (not even 100) this long: 408
 OUTBOUND_NO_ANSWER_MS = 10000
 DS_INACTIVE = 1  # dispatcher list flag: not chosen until an OPTIONS probe gets an answer
@@ -165,33 +180,6 @@ def _from_a_worker(plan: EdgePlan) -> str:
     return "(" + " || ".join(each) + ")"
 
 
-def _worker_state_route(plan: EdgePlan) -> list[str]:
-    """The engine growing or retiring a worker: ``dispatcher.set_state`` on its URI."""
-    name = f"hdr({WORKER_STATE_HEADER})"
-    header = f"${name}"
-    uri = f"sip:{_host(plan.worker_host)}:$var(port)"
-    rpc = (
-        '{"jsonrpc": "2.0", "method": "dispatcher.set_state", "params": ["$var(state)", '
-        f'{DISPATCH_SET}, "{uri}"], "id": 1}}'
-    )
-    return [
-        f'    if ($si=="{plan.worker_host}" && is_method("OPTIONS")'
-        f' && is_present_hf("{WORKER_STATE_HEADER}")) {{',
-        f'        if ({header} =~ "^[0-9]{{1,5}} (ap|d)$") {{',
-        f"            $var(port) = $({name}{{s.select,0, }});",
-        f"            $var(state) = $({name}{{s.select,1, }});",
-        f"            jsonrpc_exec('{rpc}');",
-        '            xlog("L_INFO", "edge_worker_state port=$var(port) state=$var(state)'
-        ' rpc=$jsonrpl(code)\\n");',
-        '            sl_send_reply("200", "OK");',
-        "        } else {",
-        '            sl_send_reply("400", "Bad Request: worker state");',
-        "        }",
-        "        exit;",
-        "    }",
-    ]
-
-
 def render(plan: EdgePlan) -> str:
     """The whole kamailio.cfg."""
     retry = f'append_to_reply("Retry-After: {plan.retry_after_seconds}\\r\\n");'
@@ -260,7 +248,7 @@ def render(plan: EdgePlan) -> str:
         '        sl_send_reply("200", "OK");',
         "        exit;",
         "    }",
-        *_worker_state_route(plan),
+        *worker_state_route(plan.worker_host),
         f"    if (!{_from_a_worker(plan)}) {{",
         "        if (!pike_check_req()) {",
         "            if ($sht(flooding=>$si) == $null) {",

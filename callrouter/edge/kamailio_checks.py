@@ -1,7 +1,11 @@
-"""The first steps of the edge's request route: hostile shapes refused before anything else
-(see ``kamailio_cfg``, step 1). Pure text: lines of kamailio.cfg."""
+"""Pieces of the edge's request route (see ``kamailio_cfg``): hostile shapes refused before
+anything else (step 1), and the engine switching a worker in or out (step 7). Pure text: lines
+of kamailio.cfg."""
 
 from __future__ import annotations
+
+WORKER_STATE_HEADER = "X-Callrouter-Worker-State"  # "<port> ap" in, "<port> d" out
+DISPATCH_SET = 1
 
 MAX_MESSAGE_BYTES = 16384  # a real INVITE with SDP is 1-5 KB; larger gets 513 at the edge
 MAX_DTMF_BODY_BYTES = 64  # "Signal=5\r\nDuration=160\r\n" is 24
@@ -62,6 +66,34 @@ def shape_checks() -> list[str]:
         "    }",
         f'    if (!sanity_check("{SANITY_CHECKS}", "{SANITY_URIS}")) {{',
         "        route(BAD_INPUT_LOG);",
+        "        exit;",
+        "    }",
+    ]
+
+
+def worker_state_route(worker_host: str) -> list[str]:
+    """The engine growing or retiring a worker: ``dispatcher.set_state`` on its URI."""
+    name = f"hdr({WORKER_STATE_HEADER})"
+    header = f"${name}"
+    where = f"[{worker_host}]" if ":" in worker_host else worker_host
+    uri = f"sip:{where}:$var(port)"
+    rpc = (
+        '{"jsonrpc": "2.0", "method": "dispatcher.set_state", "params": ["$var(state)", '
+        f'{DISPATCH_SET}, "{uri}"], "id": 1}}'
+    )
+    return [
+        f'    if ($si=="{worker_host}" && is_method("OPTIONS")'
+        f' && is_present_hf("{WORKER_STATE_HEADER}")) {{',
+        f'        if ({header} =~ "^[0-9]{{1,5}} (ap|d)$") {{',
+        f"            $var(port) = $({name}{{s.select,0, }});",
+        f"            $var(state) = $({name}{{s.select,1, }});",
+        f"            jsonrpc_exec('{rpc}');",
+        '            xlog("L_INFO", "edge_worker_state port=$var(port) state=$var(state)'
+        ' rpc=$jsonrpl(code)\\n");',
+        '            sl_send_reply("200", "OK");',
+        "        } else {",
+        '            sl_send_reply("400", "Bad Request: worker state");',
+        "        }",
         "        exit;",
         "    }",
     ]

@@ -29,12 +29,12 @@ import structlog
 
 from callrouter.edge.kamailio_cfg import (
     WORKER_DOWN_HEADER,
-    WORKER_STATE_HEADER,
     EdgePlan,
     EdgeWorker,
     dispatcher_list,
     render,
 )
+from callrouter.edge.kamailio_checks import WORKER_STATE_HEADER
 from callrouter.settings.config import Config
 from callrouter.sip import protocol as p
 from callrouter.sip.worker_config import WorkerConfig
