@@ -169,6 +169,14 @@ def _listens(plan: EdgePlan) -> list[str]:
     return [f"listen=udp:{_host(host)}:{plan.listen_port}" for host in _addresses(plan)]
 
 
+def _to_a_worker(plan: EdgePlan) -> str:
+    """The Request-URI names a worker (a consultant's request in a worker's dialog)."""
+    each = [
+        f'($rd=="{worker_address(plan, worker)}" && $rp=={worker.port})' for worker in plan.workers
+    ]
+    return "(" + " || ".join(each) + ")"
+
+
 def _from_a_worker(plan: EdgePlan) -> str:
     by_host: dict[str, list[int]] = {}
     for worker in plan.workers:
@@ -264,7 +272,7 @@ def render(plan: EdgePlan) -> str:
         "        # only new requests answer to trunk_allow: a consultant's requests in a dialog",
         "        # a worker started through here (and a CANCEL, matched to its INVITE below) pass",
         f'        if (!is_in_subnet("$si", "{allow}") && !is_method("CANCEL")'
-        " && !(has_totag() && is_known_dlg())) {",
+        f" && !(has_totag() && (is_known_dlg() || {_to_a_worker(plan)}))) {{",
         "            if ($sht(refused=>$si) == $null) {",
         "                $sht(refused=>$si) = 1;",
         '                xlog("L_WARN", "edge_refused src=$si method=$rm: not in trunk_allow'

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -162,4 +163,55 @@ class TestConsultantOutside:
         assert "worker lost" in bye, bye
         assert consultant.wait(10) == 0, consultant.explain()
         assert edge_lines(engine, "edge_worker_down")
+        _assert_nothing_refused(engine)
+
+    def test_a_dead_workers_ringing_consultant_gets_cancel_through_the_edge(
+        self, outside: Outside
+    ) -> None:
+        consultant = outside.consultant("uas_ring_cancel.xml")
+        gp = outside.gp("doomed", "uac_edge_menu_wait_bye.xml", talk_ms=0)
+        engine = outside.engine
+        wait_received(consultant, "INVITE")  # ringing: no dialog the edge could end itself
+        os.kill(worker_pid(contact_port(gp)), signal.SIGKILL)
+
+        assert gp.wait(15) == 0, gp.explain() + engine.log()  # the edge's BYE to the GP
+        wait_received(consultant, "CANCEL")  # the reaper's, matched and relayed by the edge
+        assert outside.via_edge(consultant, "CANCEL"), consultant.explain()
+        assert consultant.wait(10) == 0, consultant.explain()  # 487 acknowledged by the edge
+        _assert_nothing_refused(engine)
+
+    def test_after_an_edge_restart_the_consultants_bye_still_reaches_the_worker(
+        self, outside: Outside
+    ) -> None:
+        consultant = outside.consultant(
+            "uas_accept_hangup.xml", ring_ms=200, key_ms=200, talk_ms=4000
+        )
+        gp = outside.gp("gp", "uac_edge_menu_wait_bye.xml", talk_ms=0)
+        engine = outside.engine
+        wait_connected(engine, 1)
+        (first,) = [e["pid"] for e in engine.log_events() if e.get("event") == "edge_listening"]
+        os.kill(first, signal.SIGKILL)  # the new edge knows nothing of the dialog
+        deadline = time.monotonic() + 15
+        while not [e for e in engine.log_events() if e.get("event") == "edge_restarted"]:
+            assert time.monotonic() < deadline, engine.log()
+            time.sleep(0.1)
+
+        # the consultant (outside trunk_allow) hangs up: its BYE names a worker, so it passes
+        assert consultant.wait() == 0, consultant.explain() + engine.log()
+        assert gp.wait() == 0, gp.explain() + engine.log()
+        assert outside.via_edge(consultant, "INVITE"), consultant.explain()
+        _assert_nothing_refused(engine)
+
+    def test_a_busy_consultant_gets_one_ack_from_the_edge(self, outside: Outside) -> None:
+        consultant = outside.consultant("uas_busy_linger.xml")
+        gp = outside.gp("gp", "uac_edge_menu_wait_bye.xml", talk_ms=0)
+        engine = outside.engine
+        assert gp.wait() == 0, gp.explain() + engine.log()  # told nobody is free, then BYE
+        assert consultant.wait() == 0, consultant.explain()
+        engine.wait_idle()
+        (leg,) = records.legs(engine.db, records.only_call(engine.db)["call_id"])
+        assert leg["result"] == "busy", leg
+        # the edge acknowledges the 486 itself (hop by hop); the worker's own ACK stops there
+        assert len(consultant.received("ACK")) == 1, consultant.explain()
+        assert outside.via_edge(consultant, "ACK"), consultant.explain()
         _assert_nothing_refused(engine)
