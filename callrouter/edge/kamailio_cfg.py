@@ -14,7 +14,9 @@ What the generated Kamailio does with each request, in order:
 4. A new request from a source outside ``trunk_allow`` (workers excepted): 403 from the edge,
    logged once per source per minute (an htable remembers who was logged). A CANCEL, and a
    request in a dialog the edge keeps (``is_known_dlg``: a consultant's BYE, re-INVITE, INFO),
-   are not new: consultants need not be on the allow-list.
+   are not new: consultants need not be on the allow-list. Nor is a request in a dialog whose
+   Request-URI names a worker (the edge restarted and lost its dialogs; the worker answers 481
+   to a dialog it does not have).
 5. In-dialog requests follow their Record-Route (``loose_route``) to the worker that took the
    call, and back (a peer that sends them to the edge without the Route set is relayed to the
    call's worker, remembered by Call-ID, or, in a dialog a worker placed, to the Request-URI);
