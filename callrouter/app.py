@@ -126,7 +126,11 @@ async def _run_with_store(
 
     prompts = await _prepared_prompts(settings)
 
-    workers = plan_workers(cfg, first_port=worker_port(cfg, options.sip_port))
+    workers = plan_workers(
+        cfg,
+        first_port=worker_port(cfg, options.sip_port),
+        edge_port=edge_port(cfg, options.sip_port),
+    )
     pool, reaper = _pool(cfg, workers, metrics)
     growth: PoolGrowth | None = None
     trail = AuditTrail(store)  # availability, live overrides and reloads, append-only

@@ -14,9 +14,12 @@ at ``AUTO_WORKER_BYTES`` each, and what the RTP range can give ``MIN_RTP_PORTS``
 
 With an edge (``edge.enabled``) the workers' SIP sockets bind ``edge.worker_host`` (loopback)
 and only the edge talks to them; their media still binds ``sip.listen_host`` and is advertised
-as ``sip.public_host``. Behind an edge on another host (``edge.remote_edge``) they bind
-``sip.listen_host`` as without an edge, and the engine takes calls from that edge only. Pure
-functions apart from ``machine_worker_count``, which reads the machine once.
+as ``sip.public_host``. Their own requests (a consultant's INVITE, and so its dialog) leave
+through the edge too (``outbound_proxy``: the edge's socket on ``worker_host``): a socket bound
+to loopback cannot reach a consultant on the network. Behind an edge on another host
+(``edge.remote_edge``) they bind ``sip.listen_host`` as without an edge, and the engine takes
+calls from that edge only. Pure functions apart from ``machine_worker_count``, which reads the
+machine once.
 """
 
 from __future__ import annotations
@@ -112,10 +115,13 @@ def sip_ports(first: int, count: int) -> range:
     return range(first, first + count)
 
 
-def plan_workers(config: Config, *, first_port: int | None = None) -> list[WorkerConfig]:
+def plan_workers(
+    config: Config, *, first_port: int | None = None, edge_port: int | None = None
+) -> list[WorkerConfig]:
     """One ``WorkerConfig`` for each worker there may be (``max_worker_count``: the first
     ``worker_count`` run from the start, the others on demand); ``first_port`` overrides the first
-    worker's port. PlanError when the ports do not fit."""
+    worker's port, ``edge_port`` the edge's (``edge.listen_port``). PlanError when the ports do
+    not fit."""
     sip, edge = config.sip, config.edge
     count = max(max_worker_count(sip), worker_count(sip))
     ports = sip_ports(first_port or sip.listen_port, count)
@@ -125,6 +131,7 @@ def plan_workers(config: Config, *, first_port: int | None = None) -> list[Worke
         raise PlanError(f"worker SIP port {min(clash)} is inside the RTP port range")
     behind_edge = edge.enabled
     sip_host = edge.worker_host if behind_edge else sip.listen_host
+    proxy = outbound_proxy(config, edge_port) if behind_edge else None
     return [
         WorkerConfig(
             worker_id=f"w{i}",
@@ -139,9 +146,17 @@ def plan_workers(config: Config, *, first_port: int | None = None) -> list[Worke
             sip_trace=config.logging.sip_message_dumps,
             log_level=4 if config.logging.sip_message_dumps else 2,
             allow=worker_allow(config),
+            outbound_proxy=proxy,
         )
         for i, (port, (low, high)) in enumerate(zip(ports, slices, strict=True))
     ]
+
+
+def outbound_proxy(config: Config, port: int | None = None) -> str:
+    """The edge as a loose-routing outbound proxy, at its socket on ``worker_host``."""
+    host = config.edge.worker_host
+    where = f"[{host}]" if ":" in host else host
+    return f"sip:{where}:{port or config.edge.listen_port};lr"
 
 
 def worker_port(config: Config, override: int | None) -> int:

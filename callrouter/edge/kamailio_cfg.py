@@ -11,15 +11,25 @@ What the generated Kamailio does with each request, in order:
 2. ``pike``: a source (other than a worker) sending more than ``pike_requests`` requests in
    ``pike_seconds`` is dropped silently until it calms down.
 3. OPTIONS to the edge itself: 200 (keep-alives, and ``callrouter run``'s readiness probe).
-4. A source outside ``trunk_allow`` (workers excepted): 403 from the edge, logged once per source
-   per minute (an htable remembers who was logged).
+4. A new request from a source outside ``trunk_allow`` (workers excepted): 403 from the edge,
+   logged once per source per minute (an htable remembers who was logged). A CANCEL, and a
+   request in a dialog the edge keeps (``is_known_dlg``: a consultant's BYE, re-INVITE, INFO),
+   are not new: consultants need not be on the allow-list. Nor is a request in a dialog whose
+   Request-URI names a worker (the edge restarted and lost its dialogs; the worker answers 481
+   to a dialog it does not have).
 5. In-dialog requests follow their Record-Route (``loose_route``) to the worker that took the
    call, and back (a peer that sends them to the edge without the Route set is relayed to the
-   call's worker, remembered by Call-ID); BYE and CANCEL release the call's load on it.
+   call's worker, remembered by Call-ID, or, in a dialog a worker placed, to the Request-URI);
+   BYE and CANCEL of a GP's call release the call's load on its worker.
 6. A new INVITE goes to the worker with fewest calls (dispatcher algorithm 10, ``maxload`` = the
    calls it can hold); a 503, 486, 408 or timeout from it moves the call to the next worker
    (a silent one is marked inactive until an OPTIONS probe brings it back); none left, or all
    full: 503 with Retry-After from the edge itself. Other new requests: 405.
+   A new INVITE *from a worker* (a consultant's leg: the worker's account has the edge as
+   outbound proxy, its own socket is on loopback) is relayed to its Request-URI instead,
+   record-routed (two entries when it leaves by another socket), as a dialog: no dispatching,
+   no load, no failover, no pike, no allow-list. A consultant silent for
+   ``OUTBOUND_NO_ANSWER_MS`` gets the worker a 408.
 7. The engine starts and stops workers on demand (``sip.max_workers``): every worker there may
    be is in the dispatcher list, those standing by inactive (probes find them once they answer,
    e.g. after an edge restart); an OPTIONS with ``X-Callrouter-Worker-State: <port> ap|d`` from
@@ -30,10 +40,15 @@ What the generated Kamailio does with each request, in order:
 8. Each call is a dialog (``dialog`` module) in the profile of the worker that answered it.
    When a worker dies the engine sends the edge an OPTIONS with ``X-Callrouter-Worker-Down:
    <host>:<port>`` (only honoured from ``worker_host``); the edge times those dialogs out at once
-   and ends each with a BYE to the GP (``send_bye``), so no caller is left on dead air.
-8. Workers of other engine nodes (``edge.remote_workers``) are listed by their address and take
+   and ends each with a BYE to the GP (``send_bye``), so no caller is left on dead air. The
+   dead worker's consultant legs are not in that profile: the engine ends them (its reaper
+   sends the BYE or CANCEL the worker wrote while alive, through this edge like the worker's
+   own requests): the ``dialog`` module cannot cancel a consultant still ringing.
+9. Workers of other engine nodes (``edge.remote_workers``) are listed by their address and take
    calls like this host's: what they send counts as a worker's (no pike, no allow-list), and
-   ``mhomed`` sends each message out of the socket whose route reaches its host. Only this
+   ``mhomed`` sends each message out of the socket whose route reaches its host. The edge
+   listens on ``listen_host``, ``worker_host`` and ``outside_host`` (``sip.listen_host``, where
+   consultants are reached), ``mhomed`` picking the socket for each destination. Only this
    host's engine reports dead workers; another node's dead worker stops getting calls when a
    probe or an INVITE goes unanswered, but its calls are not ended by the edge.
 """
@@ -43,37 +58,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-DISPATCH_SET = 1
-MAX_MESSAGE_BYTES = 16384  # a real INVITE with SDP is 1-5 KB; larger gets 513 at the edge
-MAX_DTMF_BODY_BYTES = 64  # "Signal=5\r\nDuration=160\r\n" is 24
-# One key on its own line: textops matches without case and line by line (REG_NEWLINE).
-DTMF_SIGNAL = '"^Signal= *[0-9a-d*#] *\\r?$"'
+from callrouter.edge.kamailio_checks import (
+    DISPATCH_SET,
+    SANITY_CHECKS,
+    shape_checks,
+    worker_state_route,
+)
 
-
-def _not_utf8() -> str:
-    """A POSIX extended regex (over bytes, C locale) matching any byte sequence that is not
-    UTF-8: a byte UTF-8 never uses, a continuation byte without a lead, a lead byte without
-    enough continuations (at the end too), or one with too many. Lead and continuation bytes
-    never overlap, so every match starts at a real fault. The characters are Latin-1 here and
-    are written to kamailio.cfg as the raw bytes."""
-    cont, other, ascii_ = "[\x80-\xbf]", "[^\x80-\xbf]", "[^\x80-\xff]"
-    lead2, lead3, lead4 = "[\xc2-\xdf]", "[\xe0-\xef]", "[\xf0-\xf4]"
-    return "|".join(
-        (
-            "[\xc0\xc1\xf5-\xff]",
-            ascii_ + cont,
-            f"{lead2}({other}|$)",
-            f"{lead3}({other}|{cont}{other}|{cont}?$)",
-            f"{lead4}({other}|{cont}{other}|{cont}{cont}{other}|{cont}{{0,2}}$)",
-            lead2 + cont * 2,
-            lead3 + cont * 3,
-            lead4 + cont * 4,
-        )
-    )
-
-
-SANITY_CHECKS = 17895  # request line, scheme, headers, Via, CSeq, Content-Length, URIs, tags
-SANITY_URIS = 7  # Request-URI, From, To
 MODULES = (
     "tm",
     "tmx",
@@ -93,8 +84,8 @@ MODULES = (
     "jsonrpcs",  # only for jsonrpc_exec (dispatcher.set_state) from the route below
 )
 WORKER_DOWN_HEADER = "X-Callrouter-Worker-Down"  # OPTIONS from the engine: end that worker's calls
-# OPTIONS from the engine: "<port> ap" puts a worker into the dispatching, "<port> d" takes it out
-WORKER_STATE_HEADER = "X-Callrouter-Worker-State"
+# a consultant that does not answer a worker's INVITE at all (not even 100) this long: 408
+OUTBOUND_NO_ANSWER_MS = 10000
 DS_INACTIVE = 1  # dispatcher list flag: not chosen until an OPTIONS probe gets an answer
 
 
@@ -120,6 +111,9 @@ class EdgePlan:
     workers: tuple[EdgeWorker, ...]
     trunk_allow: tuple[str, ...]  # networks, as written in config.yaml (normalised)
     run_dir: Path
+    # where consultants are reached from (sip.listen_host): the edge listens there too, so the
+    # workers' calls to them leave by a socket that can reach them; None: listen_host does
+    outside_host: str | None = None
     retry_after_seconds: int = 30
     pike_requests: int = 200
     pike_seconds: int = 2
@@ -164,11 +158,25 @@ def _remote(plan: EdgePlan) -> bool:
     return any(worker.host is not None for worker in plan.workers)
 
 
-def _listens(plan: EdgePlan) -> list[str]:
-    found = [f"listen=udp:{_host(plan.listen_host)}:{plan.listen_port}"]
-    if plan.worker_host != plan.listen_host:  # a second socket on the workers' side
-        found.append(f"listen=udp:{_host(plan.worker_host)}:{plan.listen_port}")
+def _addresses(plan: EdgePlan) -> list[str]:
+    """The edge's sockets: the GPs' side, the workers' side, the consultants' side (once each)."""
+    found: list[str] = []
+    for host in (plan.listen_host, plan.worker_host, plan.outside_host):
+        if host is not None and host not in found:
+            found.append(host)
     return found
+
+
+def _listens(plan: EdgePlan) -> list[str]:
+    return [f"listen=udp:{_host(host)}:{plan.listen_port}" for host in _addresses(plan)]
+
+
+def _to_a_worker(plan: EdgePlan) -> str:
+    """The Request-URI names a worker (a consultant's request in a worker's dialog)."""
+    each = [
+        f'($rd=="{worker_address(plan, worker)}" && $rp=={worker.port})' for worker in plan.workers
+    ]
+    return "(" + " || ".join(each) + ")"
 
 
 def _from_a_worker(plan: EdgePlan) -> str:
@@ -180,33 +188,6 @@ def _from_a_worker(plan: EdgePlan) -> str:
         any_port = " || ".join(f"$sp=={port}" for port in ports)
         each.append(f'($si=="{host}" && ({any_port}))')
     return "(" + " || ".join(each) + ")"
-
-
-def _worker_state_route(plan: EdgePlan) -> list[str]:
-    """The engine growing or retiring a worker: ``dispatcher.set_state`` on its URI."""
-    name = f"hdr({WORKER_STATE_HEADER})"
-    header = f"${name}"
-    uri = f"sip:{_host(plan.worker_host)}:$var(port)"
-    rpc = (
-        '{"jsonrpc": "2.0", "method": "dispatcher.set_state", "params": ["$var(state)", '
-        f'{DISPATCH_SET}, "{uri}"], "id": 1}}'
-    )
-    return [
-        f'    if ($si=="{plan.worker_host}" && is_method("OPTIONS")'
-        f' && is_present_hf("{WORKER_STATE_HEADER}")) {{',
-        f'        if ({header} =~ "^[0-9]{{1,5}} (ap|d)$") {{',
-        f"            $var(port) = $({name}{{s.select,0, }});",
-        f"            $var(state) = $({name}{{s.select,1, }});",
-        f"            jsonrpc_exec('{rpc}');",
-        '            xlog("L_INFO", "edge_worker_state port=$var(port) state=$var(state)'
-        ' rpc=$jsonrpl(code)\\n");',
-        '            sl_send_reply("200", "OK");',
-        "        } else {",
-        '            sl_send_reply("400", "Bad Request: worker state");',
-        "        }",
-        "        exit;",
-        "    }",
-    ]
 
 
 def render(plan: EdgePlan) -> str:
@@ -228,8 +209,9 @@ def render(plan: EdgePlan) -> str:
         'user_agent_header="User-Agent: callrouter-edge"',
         f'rundir="{plan.run_dir}"',
         *_listens(plan),
-        # workers on other hosts: each message leaves by the socket the route to its host takes
-        *(["mhomed=1"] if _remote(plan) else []),
+        # several sockets (or workers on other hosts): each message leaves by the socket the
+        # kernel's route to its destination takes (a worker on loopback, a consultant outside)
+        *(["mhomed=1"] if _remote(plan) or len(_addresses(plan)) > 1 else []),
         f'mpath="{plan.module_dir}/"',
         *(f'loadmodule "{module}.so"' for module in MODULES),
         'modparam("tm", "fr_timer", 2000)',  # a worker that says nothing for 2 s: next worker
@@ -262,34 +244,12 @@ def render(plan: EdgePlan) -> str:
         f'modparam("dispatcher", "ds_ping_from", "sip:edge@{_host(plan.worker_host)}")',
         'modparam("dialog", "profiles_with_value", "worker")',
         'modparam("dialog", "send_bye", 1)',  # a dialog that times out is ended with BYEs
+        # in-dialog requests sent without our Route (a peer that dropped Record-Route) too
+        'modparam("dialog", "dlg_match_mode", 1)',
         f'modparam("dialog", "default_timeout", {plan.max_call_seconds + 120})',
         "",
         "request_route {",
-        '    if (!mf_process_maxfwd_header("10")) {',
-        '        sl_send_reply("483", "Too Many Hops");',
-        "        exit;",
-        "    }",
-        f"    if ($ml > {MAX_MESSAGE_BYTES}) {{",
-        "        route(BAD_INPUT_LOG);",
-        '        if (!is_method("ACK")) sl_send_reply("513", "Message Too Large");',
-        "        exit;",
-        "    }",
-        f'    if (search("{_not_utf8()}")) {{',
-        "        route(BAD_INPUT_LOG);",
-        '        if (!is_method("ACK")) sl_send_reply("400", "Bad Request: not UTF-8");',
-        "        exit;",
-        "    }",
-        '    if (is_method("INFO") && has_body("application/dtmf-relay")) {',
-        f"        if ($bs > {MAX_DTMF_BODY_BYTES} || !search_body({DTMF_SIGNAL})) {{",
-        "            route(BAD_INPUT_LOG);",
-        '            sl_send_reply("400", "Bad Request: dtmf-relay body");',
-        "            exit;",
-        "        }",
-        "    }",
-        f'    if (!sanity_check("{SANITY_CHECKS}", "{SANITY_URIS}")) {{',
-        "        route(BAD_INPUT_LOG);",
-        "        exit;",
-        "    }",
+        *shape_checks(),
         f'    if ($si=="{plan.worker_host}" && is_method("OPTIONS")'
         f' && is_present_hf("{WORKER_DOWN_HEADER}")) {{',
         f'        xlog("L_WARN", "edge_worker_down port=$hdr({WORKER_DOWN_HEADER}):'
@@ -298,7 +258,7 @@ def render(plan: EdgePlan) -> str:
         '        sl_send_reply("200", "OK");',
         "        exit;",
         "    }",
-        *_worker_state_route(plan),
+        *worker_state_route(plan.worker_host),
         f"    if (!{_from_a_worker(plan)}) {{",
         "        if (!pike_check_req()) {",
         "            if ($sht(flooding=>$si) == $null) {",
@@ -311,7 +271,10 @@ def render(plan: EdgePlan) -> str:
         '            sl_send_reply("200", "OK");',
         "            exit;",
         "        }",
-        f'        if (!is_in_subnet("$si", "{allow}")) {{',
+        "        # only new requests answer to trunk_allow: a consultant's requests in a dialog",
+        "        # a worker started through here (and a CANCEL, matched to its INVITE below) pass",
+        f'        if (!is_in_subnet("$si", "{allow}") && !is_method("CANCEL")'
+        f" && !(has_totag() && (is_known_dlg() || {_to_a_worker(plan)}))) {{",
         "            if ($sht(refused=>$si) == $null) {",
         "                $sht(refused=>$si) = 1;",
         '                xlog("L_WARN", "edge_refused src=$si method=$rm: not in trunk_allow'
@@ -322,15 +285,20 @@ def render(plan: EdgePlan) -> str:
         "        }",
         "    }",
         "    if (has_totag()) {",
+        '        if (is_method("ACK")) t_check_trans();  # the ACK of a 4xx-6xx stops here',
         "        if (loose_route()) {",
-        '            if (is_method("BYE")) ds_load_update();',
-        "            route(RELAY);",
+        "            route(IN_DIALOG);",
         "        }",
         "        # a peer that ignored our Record-Route: the call's worker, by Call-ID",
         "        if (uri==myself && $sht(dialogs=>$ci) != $null) {",
         "            $du = $sht(dialogs=>$ci);",
-        '            if (is_method("BYE")) ds_load_update();',
-        "            route(RELAY);",
+        "            dlg_manage();",
+        "            route(IN_DIALOG);",
+        "        }",
+        "        # a peer that dropped it in a call a worker placed: to the Request-URI",
+        "        if (is_known_dlg()) {",
+        "            dlg_manage();",
+        "            route(IN_DIALOG);",
         "        }",
         '        if (is_method("ACK") && t_check_trans()) route(RELAY);',
         '        if (!is_method("ACK")) sl_send_reply("404", "Not Here");',
@@ -338,7 +306,7 @@ def render(plan: EdgePlan) -> str:
         "    }",
         '    if (is_method("CANCEL")) {',
         "        if (t_check_trans()) {",
-        "            ds_load_update();",
+        "            if ($sht(dialogs=>$ci) != $null) ds_load_update();  # a GP's call",
         "            route(RELAY);",
         "        }",
         "        exit;",
@@ -353,6 +321,7 @@ def render(plan: EdgePlan) -> str:
         '        if (!is_method("ACK")) sl_send_reply("405", "Method Not Allowed");',
         "        exit;",
         "    }",
+        f"    if ({_from_a_worker(plan)}) route(OUTBOUND);",
         "    dlg_manage();",
         "    record_route();",
         f'    if (!ds_select_dst("{DISPATCH_SET}", "10")) {{',
@@ -373,6 +342,21 @@ def render(plan: EdgePlan) -> str:
         '        xlog("L_WARN", "edge_bad_input src=$si method=$rm length=$ml: refused'
         ' (once a minute per source)\\n");',
         "    }",
+        "}",
+        "",
+        "# a worker calling a consultant: out to the Request-URI by the socket that reaches it,",
+        "# recording the route so the dialog's requests both ways come through here; no",
+        "# dispatching, no load counted, no failover (the worker's hunt decides what is next)",
+        "route[OUTBOUND] {",
+        "    dlg_manage();",
+        "    record_route();",
+        f"    t_set_fr(0, {OUTBOUND_NO_ANSWER_MS});  # not even a 100 Trying: 408 to the worker",
+        "    route(RELAY);",
+        "}",
+        "",
+        "route[IN_DIALOG] {",
+        '    if (is_method("BYE") && $sht(dialogs=>$ci) != $null) ds_load_update();  # a GP\'s',
+        "    route(RELAY);",
         "}",
         "",
         "route[RELAY] {",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import ipaddress
 import os
 import re
 import signal
@@ -28,12 +29,12 @@ import structlog
 
 from callrouter.edge.kamailio_cfg import (
     WORKER_DOWN_HEADER,
-    WORKER_STATE_HEADER,
     EdgePlan,
     EdgeWorker,
     dispatcher_list,
     render,
 )
+from callrouter.edge.kamailio_checks import WORKER_STATE_HEADER
 from callrouter.settings.config import Config
 from callrouter.sip import protocol as p
 from callrouter.sip.worker_config import WorkerConfig
@@ -87,11 +88,19 @@ def plan_edge(
         ),
         trunk_allow=tuple(str(network) for network in config.sip.trunk_allow),
         run_dir=edge.run_dir,
+        outside_host=_outside_host(config.sip.listen_host),
         retry_after_seconds=edge.retry_after_seconds,
         pike_requests=edge.pike_requests,
         pike_seconds=edge.pike_seconds,
         max_call_seconds=int(config.limits.max_call_seconds),
     )
+
+
+def _outside_host(listen_host: str) -> str | None:
+    """Where the workers' consultants are reached from (``sip.listen_host``, their media's
+    address); None for a wildcard: the edge cannot bind it beside its other sockets, and its
+    own ``listen_host`` then has to reach them."""
+    return None if ipaddress.ip_address(listen_host).is_unspecified else listen_host
 
 
 def write_files(plan: EdgePlan) -> None:

@@ -8,7 +8,9 @@ unacknowledged confuses some peers), the ACK for a 487 at 0.3 s and 1 s; answers
 worker's port and are not awaited (the peer answers 200 or 481, either means it knows). Runs
 on a thread; a peer that cannot be resolved or reached is logged and passed over. Behind the
 edge, ``inbound=False``: the edge ends the callers' legs itself (its dialogs), so only the legs
-the worker placed are sent here.
+the worker placed are sent here, and they go to the edge as the worker's own requests did (the
+BYE by the dialog's route set, the CANCEL to the outbound proxy), which relays them to the
+consultant: the edge lets a CANCEL and a request in a dialog it keeps through from any source.
 """
 
 from __future__ import annotations

@@ -33,6 +33,9 @@ class WorkerConfig:
     # Others get 403 from the worker's gate before pjsua sees them (see worker_gate).
     allow: tuple[str, ...] = ()
     poll_ms: int = 100  # longest idle wait of the pj thread; work that arrives wakes it at once
+    # Behind a local edge: every request we start (a consultant's INVITE, its CANCEL) goes to
+    # this loose-routing SIP URI, the edge's socket on worker_host; None: straight to the peer.
+    outbound_proxy: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.listen_port < 65536:
@@ -45,6 +48,8 @@ class WorkerConfig:
             raise ValueError(f"poll_ms {self.poll_ms} out of range 1-600000")
         for network in self.allow:
             ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
+        if self.outbound_proxy is not None and not self.outbound_proxy.startswith("sip:"):
+            raise ValueError(f"outbound proxy {self.outbound_proxy!r} is not a sip: URI")
 
     def allows(self, address: str) -> bool:
         """True when ``address`` may start a call here (everyone, if ``allow`` is empty)."""
@@ -88,6 +93,8 @@ class WorkerConfig:
             args += ["--media-public", self.media_public_host]
         for network in self.allow:
             args += ["--allow", network]
+        if self.outbound_proxy is not None:
+            args += ["--outbound-proxy", self.outbound_proxy]
         return args
 
     @property
@@ -137,6 +144,11 @@ def parse_argv(argv: list[str] | None = None) -> WorkerConfig:
         metavar="NETWORK",
         help="a network that may start calls (repeat; none: anyone)",
     )
+    parser.add_argument(
+        "--outbound-proxy",
+        metavar="URI",
+        help="loose-routing proxy for the requests we start (the edge), e.g. sip:127.0.0.1:5060;lr",
+    )
     ns = parser.parse_args(argv)
     host, sep, port = str(ns.listen).rpartition(":")
     if not sep or not port.isdigit():
@@ -158,6 +170,7 @@ def parse_argv(argv: list[str] | None = None) -> WorkerConfig:
             media_public_host=ns.media_public,
             allow=tuple(ns.allow),
             poll_ms=ns.poll_ms,
+            outbound_proxy=ns.outbound_proxy,
         )
     except ValueError as exc:
         parser.error(str(exc))

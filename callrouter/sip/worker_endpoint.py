@@ -128,6 +128,8 @@ def _configure(ep: WorkerEndpoint, config: WorkerConfig, outbox: Outbox) -> Stac
 
     acc_cfg = pj.AccountConfig()
     acc_cfg.idUri = f"sip:{config.user}@{_uri_host(config.public_host)}:{config.listen_port}"
+    if config.outbound_proxy is not None:  # behind a local edge: our INVITEs leave through it
+        acc_cfg.sipConfig.proxies.append(config.outbound_proxy)
     media_tp = acc_cfg.mediaConfig.transportConfig
     media_tp.port = config.rtp_port_min
     # RTP on even ports from the start, RTCP on the next: both stay inside [min, max].

@@ -389,6 +389,7 @@ class LegTable:
             remote_contact=contact,
             via=via,
             request_uri=leg.uri,
+            proxy=self.config.outbound_proxy or "",
         )
         if found is not None:
             self.emit(found)

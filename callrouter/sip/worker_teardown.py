@@ -8,6 +8,11 @@ while the worker is alive, from the INVITE transaction's own messages. Pure text
   (its top Via, so the same branch; From, To without the tag, Call-ID, CSeq number), and the ACK
   for the 487 that CANCEL brings (To with the tag).
 
+Behind a local edge the worker's own requests leave through it (``proxy``, its outbound proxy):
+so do an outbound leg's CANCEL and ACK, and a BYE whose dialog has no route set (a peer that did
+not copy the edge's Record-Route); the edge relays them to the consultant, whom a socket on the
+workers' loopback could not reach.
+
 The worker sends the latest ``Teardown`` of each leg to the pool, which sends its datagrams when
 the process dies (``callrouter.sip.reaper``). A message too odd to read gives no teardown: the
 peer then ends the leg by its own timers, as before.
@@ -97,12 +102,14 @@ def teardown(
     remote_contact: str,
     via: str,
     request_uri: str = "",
+    proxy: str = "",
 ) -> p.Teardown | None:
     """The teardown a response of a leg's INVITE transaction makes possible, or None.
 
     ``message``: a response we received (outbound leg) or sent (inbound leg); ``remote_contact``:
     the far end's Contact as pjsua knows it; ``via``: our ``host:port`` for a BYE's Via;
-    ``request_uri``: what an outbound INVITE was sent to (a CANCEL must name it again).
+    ``request_uri``: what an outbound INVITE was sent to (a CANCEL must name it again);
+    ``proxy``: the outbound proxy our requests go through ("" for none).
     """
     status_match = _STATUS.match(message)
     cseq = (values(message, "CSeq") or [""])[0].split()
@@ -118,13 +125,16 @@ def teardown(
         if inbound:
             return _bye(invite, uri_of(remote_contact), via=via, inbound=True)
         contact = values(message, "Contact")
-        return _bye(invite, uri_of(contact[0]) if contact else "", via=via, inbound=False)
+        target = uri_of(contact[0]) if contact else ""
+        return _bye(invite, target, via=via, inbound=False, proxy=proxy)
     if 100 < status < 200 and not inbound:
-        return _cancel(invite)
+        return _cancel(invite, proxy)
     return None
 
 
-def _bye(invite: _Invite, target: str, *, via: str, inbound: bool) -> p.Teardown | None:
+def _bye(
+    invite: _Invite, target: str, *, via: str, inbound: bool, proxy: str = ""
+) -> p.Teardown | None:
     if not target.lower().startswith(("sip:", "sips:")):
         return None
     routes = values(invite.message, "Record-Route")
@@ -138,7 +148,7 @@ def _bye(invite: _Invite, target: str, *, via: str, inbound: bool) -> p.Teardown
         request_uri, route_set = uri_of(routes[0]), [*routes[1:], f"<{target}>"]
     else:
         request_uri, route_set = target, routes
-    host, port = destination(uri_of(routes[0]) if routes else target)
+    host, port = destination(uri_of(routes[0]) if routes else proxy or target)
     headers = [("Via", f"SIP/2.0/UDP {via};rport;branch=z9hG4bK{secrets.token_hex(8)}")]
     headers += [("Max-Forwards", "70")]
     headers += [("Route", route) for route in route_set]
@@ -148,10 +158,10 @@ def _bye(invite: _Invite, target: str, *, via: str, inbound: bool) -> p.Teardown
     return p.Teardown(leg=invite.leg, host=host, port=port, messages=(bye,), inbound=inbound)
 
 
-def _cancel(invite: _Invite) -> p.Teardown:
+def _cancel(invite: _Invite, proxy: str) -> p.Teardown:
     request_uri = invite.request_uri
     vias = values(invite.message, "Via")
-    host, port = destination(request_uri)
+    host, port = destination(proxy or request_uri)  # where the INVITE went
     common = [("Via", vias[0] if vias else ""), ("Max-Forwards", "70"), ("From", invite.from_)]
     number, call_id = invite.cseq, invite.call_id
     cancel = _message(

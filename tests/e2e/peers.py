@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from tests.e2e.netns import IP
 from tests.sip.conftest import LOOPBACK, SCENARIOS, SIPP, free_port, free_range
 
 E2E_SCENARIOS = Path(__file__).parent / "scenarios"
@@ -131,10 +132,14 @@ class Peers:
         calls: int = 1,
         timeout_s: int = 40,
         host: str = LOOPBACK,
+        netns: str | None = None,
         **variables: float,
     ) -> Peer:
-        """A sipp UAS on ``host:port`` (the address in its rota URI)."""
-        return self._start(name, scenario, port, None, calls, timeout_s, variables, 0, host)
+        """A sipp UAS on ``host:port`` (the address in its rota URI), inside network namespace
+        ``netns`` when given (``host`` is then its address there)."""
+        return self._start(
+            name, scenario, port, None, calls, timeout_s, variables, 0, host, netns=netns
+        )
 
     def gp(
         self,
@@ -173,11 +178,15 @@ class Peers:
         variables: dict[str, float],
         pause_ms: int,
         source: str = LOOPBACK,
+        *,
+        netns: str | None = None,
     ) -> Peer:
         assert SIPP is not None
         log_dir = self._tmp / f"sipp-{name}"
         log_dir.mkdir()
+        inside = [] if netns is None else [IP, "netns", "exec", netns]  # execs sipp: same pid
         args = [
+            *inside,
             SIPP,
             "-sf", str(scenario_path(scenario)),
             "-i", source,

@@ -47,7 +47,7 @@ class TestGeneratedConfig:
             listen_host="127.0.0.1",
             listen_port=5060,
             worker_host="127.0.0.1",
-            workers=(EdgeWorker("w0", 5061, 2), EdgeWorker("r0.0", 5070, 2, "192.0.2.20")),
+            workers=(EdgeWorker("w0", 5061, 2), EdgeWorker("r0.0", 5070, 2, host="192.0.2.20")),
             trunk_allow=("127.0.0.0/8",),
             run_dir=tmp_path,
         )
@@ -128,7 +128,7 @@ class TwoNodes:
             listen_port=free_udp_port(network.bridge_address),
             worker_host="127.0.0.1",
             workers=tuple(
-                EdgeWorker(f"r{i}.0", engine.ports.sip, 2, engine.sip_host)
+                EdgeWorker(f"r{i}.0", engine.ports.sip, 2, host=engine.sip_host)
                 for i, engine in enumerate(engines)
             ),
             trunk_allow=(network.subnet,),

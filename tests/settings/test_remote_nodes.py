@@ -49,6 +49,33 @@ class TestEdgeWithRemoteWorkers:
         readies = [p.Ready(w.worker_id, w.listen_host, w.listen_port, 4) for w in workers]
         assert "mhomed" not in render(plan_edge(cfg, workers, readies, 5060))
 
+    def test_the_edge_also_listens_where_the_consultants_are(self) -> None:
+        cfg = config(
+            {"listen_host": "192.0.2.10", "listen_port": 5061},
+            {"enabled": True, "listen_host": "203.0.113.5"},
+        )
+        workers = worker_plan.plan_workers(cfg)
+        readies = [p.Ready(w.worker_id, w.listen_host, w.listen_port, 4) for w in workers]
+        text = render(plan_edge(cfg, workers, readies, 5060))
+        listens = [line for line in text.splitlines() if line.startswith("listen=")]
+        assert listens == [
+            "listen=udp:203.0.113.5:5060",  # GPs
+            "listen=udp:127.0.0.1:5060",  # the workers, and their outbound proxy
+            "listen=udp:192.0.2.10:5060",  # consultants (sip.listen_host)
+        ]
+        assert "mhomed=1" in text  # each message out of the socket that reaches its target
+        worker_calls = [line for line in text.splitlines() if "route(OUTBOUND)" in line]
+        assert worker_calls == ['    if ((($si=="127.0.0.1" && ($sp==5061)))) route(OUTBOUND);']
+
+    def test_a_wildcard_sip_address_adds_no_socket(self) -> None:
+        cfg = config({"listen_host": "0.0.0.0", "listen_port": 5061}, {"enabled": True})
+        workers = worker_plan.plan_workers(cfg)
+        readies = [p.Ready(w.worker_id, w.listen_host, w.listen_port, 4) for w in workers]
+        text = render(plan_edge(cfg, workers, readies, 5060))
+        assert [line for line in text.splitlines() if line.startswith("listen=")] == [
+            "listen=udp:127.0.0.1:5060"
+        ]
+
     @pytest.mark.parametrize(
         ("edge", "message"),
         [
@@ -100,6 +127,7 @@ class TestBehindARemoteEdge:
         )
         (planned,) = worker_plan.plan_workers(cfg)
         assert (planned.listen_host, planned.listen_port) == ("192.0.2.20", 5070)
+        assert planned.outbound_proxy is None  # its own address reaches consultants
         assert worker_plan.worker_port(cfg, 6000) == 6000  # --sip-port: the first worker's
         allowed = worker_plan.engine_trunk_check(cfg)
         assert allowed("192.0.2.10")

@@ -3,6 +3,8 @@ ports refused at ``file:line:col``."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from callrouter import worker_plan
@@ -82,6 +84,23 @@ class TestPlan:
         for worker in planned:  # the workers' gates let the same sources start calls
             assert worker.allows("127.0.0.1")
             assert not worker.allows("198.51.100.7")
+
+    def test_behind_an_edge_the_workers_own_calls_leave_through_it(self) -> None:
+        cfg = config(
+            {"listen_host": "192.0.2.10", "listen_port": 5061, "workers": 2},
+            {"enabled": True, "listen_host": "192.0.2.10", "listen_port": 5060},
+        )
+        planned = worker_plan.plan_workers(cfg)
+        assert {w.outbound_proxy for w in planned} == {"sip:127.0.0.1:5060;lr"}
+        moved = worker_plan.plan_workers(cfg, first_port=7001, edge_port=7000)
+        assert {w.outbound_proxy for w in moved} == {"sip:127.0.0.1:7000;lr"}  # --sip-port
+        (alone,) = worker_plan.plan_workers(config({"listen_host": "192.0.2.10"}))
+        assert alone.outbound_proxy is None  # no edge: straight to the consultant
+
+    def test_an_outbound_proxy_must_be_a_sip_uri(self) -> None:
+        (planned,) = worker_plan.plan_workers(config({"listen_port": 5061}, {"enabled": True}))
+        with pytest.raises(ValueError, match="not a sip: URI"):
+            dataclasses.replace(planned, outbound_proxy="127.0.0.1:5060")
 
     def test_a_planned_worker_survives_its_command_line(self) -> None:
         cfg = config(

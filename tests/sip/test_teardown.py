@@ -99,6 +99,43 @@ class TestCancel:
         assert (found.host, found.port) == ("127.0.0.1", 5090)
 
 
+class TestThroughTheEdge:
+    """Behind a local edge the worker's requests go to its outbound proxy: so do these."""
+
+    PROXY = "sip:127.0.0.1:5060;lr"
+
+    def test_cancel_and_ack_go_to_the_proxy(self) -> None:
+        found = teardown(
+            "L2",
+            RINGING,
+            inbound=False,
+            remote_contact="",
+            via="127.0.0.1:5061",
+            request_uri="sip:dr@10.0.0.5:5090",
+            proxy=self.PROXY,
+        )
+        assert found is not None
+        assert lines(found.messages[0])[0] == "CANCEL sip:dr@10.0.0.5:5090 SIP/2.0"
+        assert (found.host, found.port) == ("127.0.0.1", 5060)
+
+    def test_a_bye_follows_the_route_set_else_the_proxy(self) -> None:
+        routed = teardown(
+            "L1", OK_TO_US, inbound=False, remote_contact="", via="h:1", proxy=self.PROXY
+        )
+        assert routed is not None
+        assert (routed.host, routed.port) == ("10.0.0.2", 5070)  # the Record-Route
+        no_route = OK_TO_US.replace(
+            "Record-Route: <sip:10.0.0.1;lr>, <sip:10.0.0.2:5070;lr>\r\n", ""
+        )
+        found = teardown(
+            "L1", no_route, inbound=False, remote_contact="", via="h:1", proxy=self.PROXY
+        )
+        assert found is not None
+        assert values(found.messages[0], "Route") == []
+        assert lines(found.messages[0])[0] == "BYE sip:dr@198.51.100.7:5080;transport=udp SIP/2.0"
+        assert (found.host, found.port) == ("127.0.0.1", 5060)
+
+
 class TestNothingToSend:
     """Anything else gives no teardown (the peer's own timers end the leg, as before)."""
 
