@@ -278,7 +278,8 @@ class WorkerPool:
             target = self._workers[name] if name is not None else None
         else:
             # most free slots first; the lowest index among equals, so spares stay idle
-            target = max(self._workers.values(), key=lambda w: w.free)
+            best = max(self._workers.values(), key=lambda w: w.free)
+            target = best if best.free > 0 else None  # never a retiring or standing-by one
         placed = Placed.NO_SLOT if target is None else target.book.place(command, near)
         if placed is Placed.NO_SLOT or target is None:
             self._emit(p.Failed(leg=command.leg, status=503, reason="no free call slot"))
