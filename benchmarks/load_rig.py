@@ -26,31 +26,15 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.sip_latency import DTMF_1, rtp_payloads, write_rtp_pcap
 from tests.e2e.tree import Ports
 
 REPO = Path(__file__).resolve().parents[1]
 LOOPBACK = "127.0.0.1"
-DTMF_1 = Path("/usr/share/sip-tester/dtmf_2833_1.pcap")
 FRAME_SECONDS = 0.02  # 20 ms of PCMU: 160 samples
 
 
 # -- the engine's process tree -------------------------------------------------------------------
-
-
-def rtp_base(size: int) -> int:
-    """An even base of ``size`` free UDP ports in 10000-19999 (below the ephemeral ports and
-    the 20000+ ranges the sipp peers take)."""
-    for _ in range(300):
-        base = random.randrange(10000, 20000 - size, 2)
-        with contextlib.ExitStack() as held:
-            try:
-                for port in range(base, base + size):
-                    sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-                    sock.bind((LOOPBACK, port))
-            except OSError:
-                continue
-        return base
-    raise RuntimeError(f"no {size} free RTP ports in a row")
 
 
 def free_tcp_port() -> int:
@@ -267,18 +251,6 @@ def _ulaw(sample: int) -> int:
 _TALK_FRAME = bytes(_ulaw(int(8000 * math.sin(2 * math.pi * 400 * n / 8000))) for n in range(160))
 
 
-def _dtmf_payloads() -> list[tuple[float, bytes]]:
-    """The RFC 4733 payloads of the Debian "1" pcap, with their offsets in seconds."""
-    data, off, t0, found = DTMF_1.read_bytes(), 24, None, []
-    while off < len(data):
-        sec, usec, size, _ = struct.unpack("<IIII", data[off : off + 16])
-        frame = data[off + 16 : off + 16 + size]
-        off += 16 + size
-        t0 = sec + usec / 1e6 if t0 is None else t0
-        found.append((sec + usec / 1e6 - t0, frame[14 + 20 + 8 + 12 :]))
-    return found
-
-
 def talk_pcap(path: Path, seconds: float, key_at: float) -> None:
     """A pcap sipp plays (``play_pcap_audio``): PCMU talk every 20 ms for ``seconds``, with the
     key "1" as RFC 4733 events (payload type 101) at ``key_at`` seconds."""
@@ -287,20 +259,16 @@ def talk_pcap(path: Path, seconds: float, key_at: float) -> None:
     for n in range(int(seconds / FRAME_SECONDS)):
         packets.append((n * FRAME_SECONDS, 0, 160 * n, _TALK_FRAME))
     key_ts = 160 * round(key_at / FRAME_SECONDS)
-    for i, (at, payload) in enumerate(_dtmf_payloads()):
+    for i, (at, payload) in enumerate(rtp_payloads(DTMF_1)):
         packets.append((key_at + at, 101 | (0x80 if i == 0 else 0), key_ts, payload))
     packets.sort(key=lambda p: p[0])
-    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-    for seq, (at, pt, ts, payload) in enumerate(packets):
-        rtp = struct.pack("!BBHII", 0x80, pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc) + payload
-        udp = struct.pack("!HHHH", 4000, 5000, 8 + len(rtp), 0) + rtp
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), seq & 0xFFFF, 0, 64, 17, 0,
-                         socket.inet_aton(LOOPBACK), socket.inet_aton(LOOPBACK))  # fmt: skip
-        frame = b"\0" * 12 + b"\x08\x00" + ip + udp
-        sec = 1_700_000_000 + int(at)
-        out.append(struct.pack("<IIII", sec, round((at % 1) * 1e6), len(frame), len(frame)))
-        out.append(frame)
-    path.write_bytes(b"".join(out))
+    write_rtp_pcap(
+        path,
+        [
+            (at, struct.pack("!BBHII", 0x80, pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc) + payload)
+            for seq, (at, pt, ts, payload) in enumerate(packets)
+        ],
+    )
 
 
 # -- who hears the consultants' talk -----------------------------------------------------------

@@ -147,15 +147,24 @@ def tone_pcap(path: Path) -> None:
     for n in range(int(TONE_SECONDS / 0.02)):
         header = struct.pack("!BBHII", 0x80, 0, seq + n, 160 * n, ssrc)
         packets.append((n * 0.02, header + MARKER))
-    for at, payload in _rtp_payloads(DTMF_1):
+    for at, payload in rtp_payloads(DTMF_1):
         header = struct.pack("!BBHII", 0x80, 101 | (0x80 if at == 0 else 0), 0, 160 * 15, ssrc)
         packets.append((TONE_LEAD_SECONDS + at, header + payload))
     packets.sort(key=lambda p: p[0])
+    numbered = [
+        (at, unnumbered[:2] + struct.pack("!H", 5000 + n) + unnumbered[4:])  # one sequence
+        for n, (at, unnumbered) in enumerate(packets)
+    ]
+    write_rtp_pcap(path, numbered)
+
+
+def write_rtp_pcap(path: Path, packets: Sequence[tuple[float, bytes]]) -> None:
+    """Write RTP packets (offset in seconds, RTP bytes; in order) as a pcap sipp can play:
+    each in Ethernet/IPv4/UDP on loopback, the i-th with IP id i."""
     out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-    for n, (at, unnumbered) in enumerate(packets):
-        rtp = unnumbered[:2] + struct.pack("!H", 5000 + n) + unnumbered[4:]  # one sequence
+    for n, (at, rtp) in enumerate(packets):
         udp = struct.pack("!HHHH", 4000, 5000, 8 + len(rtp), 0) + rtp
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), n, 0, 64, 17, 0,
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), n & 0xFFFF, 0, 64, 17, 0,
                          socket.inet_aton(LOOPBACK), socket.inet_aton(LOOPBACK))  # fmt: skip
         frame = b"\0" * 12 + b"\x08\x00" + ip + udp
         sec = 1_700_000_000 + int(at)
@@ -164,7 +173,7 @@ def tone_pcap(path: Path) -> None:
     path.write_bytes(b"".join(out))
 
 
-def _rtp_payloads(pcap: Path) -> list[tuple[float, bytes]]:
+def rtp_payloads(pcap: Path) -> list[tuple[float, bytes]]:
     data, off, t0, found = pcap.read_bytes(), 24, None, []
     while off < len(data):
         sec, usec, size, _ = struct.unpack("<IIII", data[off : off + 16])

@@ -46,7 +46,6 @@ from benchmarks.load_rig import (
     EngineTree,
     Usage,
     free_tcp_port,
-    rtp_base,
     talk_heard,
     talk_pcap,
     udp_drops,
@@ -54,6 +53,7 @@ from benchmarks.load_rig import (
 )
 from benchmarks.sip_latency import by_call, direct, first, trace
 from callrouter.worker_plan import MAX_WORKERS
+from tests.e2e.running_engine import rtp_range
 from tests.e2e.tree import NUMBER, Member, Ports, TreeSpec, write_tree
 from tests.sip.conftest import LOOPBACK, SIPP, free_port, free_range
 
@@ -159,7 +159,7 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
 def _ports(workers: int) -> Ports:
     first = free_range(workers + 1)  # the edge, then the workers' SIP ports
     size = workers * RTP_PORTS_PER_WORKER
-    rtp = rtp_base(size)
+    rtp = rtp_range(size)
     return Ports(sip=first + 1, edge=first, rtp_min=rtp, rtp_max=rtp + size - 1,
                  metrics=free_tcp_port(), health=free_tcp_port())  # fmt: skip
 

@@ -22,7 +22,7 @@ from callrouter.adapters.mqtt import MqttBus
 from callrouter.adapters.mqtt_busy import BusyShare, claim_payload, parse_claim
 from callrouter.adapters.mqtt_payloads import RejectedPayload
 from callrouter.core.claims import Claim, Phase
-from tests.adapters.mosquitto_broker import MosquittoBroker
+from tests.adapters.mosquitto_broker import MosquittoBroker, running_broker
 
 WAIT = 10.0
 PREFIX = "busy-test"
@@ -31,12 +31,8 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    server = MosquittoBroker(tmp_path)
-    server.start()
-    try:
+    with running_broker(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 class Clock:

@@ -37,7 +37,7 @@ def free_tcp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _rtp_range(size: int) -> int:
+def rtp_range(size: int) -> int:
     """Even base of ``size`` free UDP ports in 10000-19999: clear of the kernel's ephemeral
     ports and of the 20000+ ranges sipp peers take (tests.sip.conftest.free_range), so a peer
     started later cannot land inside the engine's media range."""
@@ -56,7 +56,7 @@ def _rtp_range(size: int) -> int:
 
 def engine_ports(workers: int = 1, *, edge: bool = False) -> Ports:
     """Free ports for one engine: ``workers`` SIP ports in a row, after the edge's if any."""
-    rtp = _rtp_range(40)
+    rtp = rtp_range(40)
     first = free_range(workers + 1) if edge or workers > 1 else free_port()
     return Ports(
         sip=first + 1 if edge else first,
