@@ -339,7 +339,7 @@ class WorkerPool:
                 ready=w.ready is not None,
                 retiring=w.retiring,
                 slots=w.ready.slots if w.ready is not None else 0,
-                legs=w.book.held,
+                held=w.book.held,
             )
             for w in self._workers.values()
         ]

@@ -55,12 +55,12 @@ def decide(
     running = [w for w in workers if w.started]
     if any(w.retiring for w in running):
         return Decision()  # one change at a time: the retirement in progress settles first
-    free = sum(max(w.slots - w.legs, 0) if w.ready else slots for w in running)
+    free = sum(max(w.slots - w.held, 0) if w.ready else slots for w in running)
     if free < slots and len(running) < maximum:
         standby = next((w for w in workers if not w.started), None)
         if standby is not None:
             return Decision(grow=standby.name)
-    extras = [w for w in running[base:] if w.ready and w.legs == 0 and w.name in idle_since]
+    extras = [w for w in running[base:] if w.ready and w.held == 0 and w.name in idle_since]
     wake_at = None
     for worker in reversed(extras):
         due = idle_since[worker.name] + idle_seconds
@@ -117,7 +117,7 @@ class PoolGrowth:
 
     def _note_idle(self, workers: Sequence[WorkerView], now: float) -> None:
         for worker in workers:
-            if not worker.started or worker.legs:
+            if not worker.started or worker.held:
                 self._idle_since.pop(worker.name, None)
             elif worker.ready:
                 self._idle_since.setdefault(worker.name, now)

@@ -26,7 +26,7 @@ class WorkerView:
     ready: bool
     retiring: bool
     slots: int
-    legs: int
+    held: int  # slots in use, kept for an admitted GP, or wanted by a waiting Dial
 
 
 class WorkerStartError(RuntimeError):

@@ -26,7 +26,7 @@ def view(
         ready=ready,
         retiring=False,
         slots=4 if ready else 0,
-        legs=legs,
+        held=legs,
     )
 
 
@@ -68,7 +68,7 @@ class TestDecide:
         assert plan(view("w0"), idle={"w0": 0.0}, now=1e9) == Decision()
 
     def test_nothing_moves_while_one_retires(self) -> None:
-        retiring = WorkerView("w1", 6001, started=True, ready=True, retiring=True, slots=4, legs=0)
+        retiring = WorkerView("w1", 6001, started=True, ready=True, retiring=True, slots=4, held=0)
         assert plan(view("w0", legs=4), retiring, view("w2", started=False)) == Decision()
 
 
