@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from callrouter.core.commands import Prompt
@@ -96,14 +96,58 @@ def compute_bound(
     """The bound's tally: per call, the earliest connection any strategy could make."""
     tally = Tally()
     tally.offered = len(arrivals.times)
+    calls = each_call(
+        scenario, arrivals, seed=seed, patience=patience, call_length=call_length, away=away
+    )
+    for call in calls:
+        spec = tally.specialty(call.specialty)
+        spec.chosen += 1
+        if not call.options:
+            spec.gave_up += 1
+            continue
+        best = min(call.options, key=lambda option: option.seconds)  # the first of equals
+        spec.connect_seconds[call.index] = best.seconds
+        spec.per_member[best.member] = spec.per_member.get(best.member, 0) + 1
+        spec.rings += 1 + sum(len(tier.members) for tier in call.plan.tiers[: best.position])
+    return tally
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One member through whom a call could have been connected, at the earliest."""
+
+    seconds: float  # from the choice to the key press
+    position: int  # the member's tier
+    member: str
+    legs: int  # at least this many legs rung: the member's, after every certainly free member
+    #            of the earlier tiers (the Hunter's rule 1)
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """One call that reached the menu and every member who could have connected it."""
+
+    index: int  # the call's index among the arrivals
+    specialty: str
+    plan: HuntPlan
+    options: list[Option]
+
+
+def each_call(
+    scenario: Scenario,
+    arrivals: Arrivals,
+    *,
+    seed: int,
+    patience: tuple[float, float],
+    call_length: tuple[float, float],
+    away: Mapping[str, AwaySpells],
+) -> Iterator[CallOptions]:
+    """Each call that reached the menu, in arrival order, with its ``member_options``."""
     entries = _entries(scenario, arrivals, seed=seed, patience=patience, call_length=call_length)
     busy = _tied(scenario, entries)
     slots = [{m: i for i, m in enumerate(line.universe)} for line in scenario.lines]
     for entry in entries:
-        line = scenario.lines[entry.which]
-        spec = tally.specialty(line.specialty)
-        spec.chosen += 1
-        best = _fastest(
+        options = member_options(
             scenario,
             (entry.plan, slots[entry.which]),
             entry.draws,
@@ -112,14 +156,7 @@ def compute_bound(
             away=away,
             free=busy.free_during(entry),
         )
-        if best is None:
-            spec.gave_up += 1
-            continue
-        seconds, position, member = best
-        spec.connect_seconds[entry.index] = seconds
-        spec.per_member[member] = spec.per_member.get(member, 0) + 1
-        spec.rings += 1 + sum(len(tier.members) for tier in entry.plan.tiers[:position])
-    return tally
+        yield CallOptions(entry.index, scenario.lines[entry.which].specialty, entry.plan, options)
 
 
 def _entries(
@@ -215,7 +252,7 @@ def _tied(scenario: Scenario, entries: list[_Entry]) -> _Tied:
     return _Tied(spells)
 
 
-def _fastest(
+def member_options(
     scenario: Scenario,
     plan_slots: tuple[HuntPlan, Mapping[str, int]],
     draws: tuple[BehaviourChunk, int],
@@ -224,8 +261,8 @@ def _fastest(
     *,
     away: Mapping[str, AwaySpells],
     free: Callable[[str], bool],
-) -> tuple[float, int, str] | None:
-    """(seconds, tier position, member) of the earliest possible connection, None if none.
+) -> list[Option]:
+    """Every member who could have connected this call, each at their earliest, in plan order.
 
     A member of a later tier can be rung only once every free member of the earlier tiers has
     been (the Hunter's rule 1), at most ``cap`` legs at once, each ringing its full ring time
@@ -239,12 +276,13 @@ def _fastest(
     chosen, window, after_answer = timing
     ring_seconds = plan.policy.ring_seconds
     cap = min(plan.policy.max_parallel, FREE_LEGS)
-    best: tuple[float, int, str] | None = None
+    out: list[Option] = []
     ends: list[float] = []  # leg lengths of the certainly free members of earlier tiers
     for position, tier in enumerate(plan.tiers):
         earliest = 0.0
         if len(ends) >= cap:
             earliest = sorted(ends)[len(ends) - cap]  # the (|F| + 1 - cap)-th shortest
+        before = len(ends)
         for candidate in tier.members:
             member = candidate.member_id
             habit = scenario.behaviour[member]
@@ -258,6 +296,6 @@ def _fastest(
             spells = away.get(member)
             start = earliest if spells is None else spells.back_at(chosen + earliest) - chosen
             seconds = start + delay + after_answer
-            if seconds <= window and (best is None or seconds < best[0]):
-                best = (seconds, position, member)
-    return best
+            if seconds <= window:
+                out.append(Option(seconds, position, member, before + 1))
+    return out
