@@ -60,7 +60,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         dest="strategies",
         help=f"a strategy to run (repeatable; default: all of {', '.join(all_strategies())}); "
-        "also informed@THETA (0-1), the reference that knows the true habits, not the draws",
+        "also informed@THETA (0-1), the reference that knows the true habits, not the draws, "
+        "and informed-fair@THETA, the same keeping the default's fairness guard",
     )
     parser.add_argument(
         "--seed", type=int, metavar="N", help="the seed of every draw (default: the workload's)"
@@ -139,7 +140,8 @@ def run_simulate(
     unknown = [n for n in strategies if n not in known and parse_informed(n) is None]
     if unknown:
         print(
-            f"unknown strategy {unknown[0]!r}; known: {', '.join(known)}, informed@THETA",
+            f"unknown strategy {unknown[0]!r}; known: {', '.join(known)}, informed@THETA, "
+            "informed-fair@THETA",
             file=err,
         )
         return EXIT_CONFIG

@@ -16,22 +16,29 @@ trade-off an online strategy could reach (``informed@0.3``), which says whether 
 against the bound is reachable at all. It keeps the Hunter's rules like every strategy (tiers
 in order, a full ring for every free earlier-tier member, the leg cap). Sim-only: production
 has no true habits to read.
+
+``informed-fair@THETA`` also keeps the default's fairness guard (``over_fair_share``): a member
+over their share of the tier's recent calls goes last, and the member before them rings until
+their chance of still answering is below ADD_FAIR_BELOW. Perfect knowledge is then held to the
+share goal as the default is, which tells whether a goal is out of reach *with* fairness.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from callrouter.core.learning import MemberStats
 from callrouter.core.plan import Candidate, HuntPlan, HuntPolicy
-from callrouter.core.strategies import Strategy
+from callrouter.core.strategies import ADD_FAIR_BELOW, Strategy, over_fair_share
 from callrouter.sim.draws import AwaySpells
 from callrouter.sim.scenario import Behaviour
 
 INFORMED = "informed"
+FAIR_INFORMED = "informed-fair"
 DEFAULT_THETA = 0.2
 WHISPER_GUESS_SECONDS = 6.5  # the whisper and the key, about the same for everyone
 _STEP = 0.5  # seconds between the instants at which the give-up rule is read
@@ -41,18 +48,25 @@ def _phi(x: float) -> float:
     return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
 
 
-def parse_informed(name: str) -> float | None:
-    """``informed`` or ``informed@THETA``: the theta, None if ``name`` is not one of these."""
-    if name == INFORMED:
-        return DEFAULT_THETA
+@dataclass(frozen=True, slots=True)
+class InformedSetting:
+    theta: float
+    fair: bool = False  # keeps the fairness guard
+
+
+def parse_informed(name: str) -> InformedSetting | None:
+    """``informed[-fair]`` or ``informed[-fair]@THETA``: its setting, None for other names."""
     head, sep, tail = name.partition("@")
-    if head != INFORMED or not sep:
+    if head not in (INFORMED, FAIR_INFORMED):
         return None
+    fair = head == FAIR_INFORMED
+    if not sep:
+        return InformedSetting(DEFAULT_THETA, fair)
     try:
         theta = float(tail)
     except ValueError:
         return None
-    return theta if 0.0 <= theta <= 1.0 else None
+    return InformedSetting(theta, fair) if 0.0 <= theta <= 1.0 else None
 
 
 class Informed(Strategy):
@@ -69,8 +83,11 @@ class Informed(Strategy):
         away: Mapping[str, AwaySpells],
         zone: ZoneInfo,
         theta: float = DEFAULT_THETA,
+        *,
+        fair: bool = False,
     ) -> None:
-        self.name = f"{INFORMED}@{theta:g}"
+        self.name = f"{FAIR_INFORMED if fair else INFORMED}@{theta:g}"
+        self._fair = fair
         self._behaviour = behaviour
         self._away = away
         self._zone = zone
@@ -94,8 +111,9 @@ class Informed(Strategy):
         within = _phi((math.log(self._ring) - habit.delay_mu) / habit.delay_sigma)
         return habit.answers_at(self._hour(now)) * within
 
-    def give_up(self, member: str, now: float) -> float:
+    def give_up(self, member: str, now: float, theta: float | None = None) -> float:
         """Seconds of silence after which ``member`` will probably (1 - theta) not answer."""
+        theta = self._theta if theta is None else theta
         habit = self._behaviour[member]
         spells = self._away.get(member)
         if spells is not None and spells.away_at(now):
@@ -106,7 +124,7 @@ class Informed(Strategy):
         while t < self._ring:
             before = _phi((math.log(t) - habit.delay_mu) / habit.delay_sigma) if t > 0 else 0.0
             later = p * (end - before)
-            if later < self._theta * (1.0 - p * before):
+            if later < theta * (1.0 - p * before):
                 return t
             t += _STEP
         return math.inf
@@ -121,7 +139,11 @@ class Informed(Strategy):
             chance = self.pick_up(candidate.member_id, now) * habit.accept_probability
             return (-chance / (typical + WHISPER_GUESS_SECONDS), position)
 
-        return [c for _, c in sorted(enumerate(members), key=key)]
+        ordered = [c for _, c in sorted(enumerate(members), key=key)]
+        if not self._fair:
+            return ordered
+        unfair = over_fair_share(members, stats, now)
+        return sorted(ordered, key=lambda c: unfair.get(c.member_id, 0.0))  # stable
 
     def stagger_seconds(
         self,
@@ -134,4 +156,9 @@ class Informed(Strategy):
         plan: HuntPlan | None = None,
     ) -> float:
         self._ring = policy.ring_seconds
-        return min(self.give_up(candidate.member_id, now), policy.ring_seconds)
+        theta = self._theta
+        if self._fair:
+            unfair = over_fair_share(tier, stats, now)
+            if unfair and max(unfair.values()) > unfair.get(candidate.member_id, 0.0):
+                theta = min(theta, ADD_FAIR_BELOW)  # one further over the share waits for this
+        return min(self.give_up(candidate.member_id, now, theta), policy.ring_seconds)

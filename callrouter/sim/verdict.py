@@ -80,7 +80,7 @@ def fixed_strategies(names: Sequence[str], default: str) -> list[str]:
     return [n for n in names if n not in (default, BOUND) and parse_informed(n) is None]
 
 
-def _cap_margin(run: Run, default: str) -> float:
+def share_margin(run: Run, default: str) -> float:
     """The smallest, over specialties, of max(linear's top share, 50%) - the default's."""
     d, lin = run[default], run[LINEAR]
     margins = [
@@ -134,7 +134,7 @@ def judge(runs: Sequence[Run], default: str) -> list[Goal]:
         ),
         Goal(
             "top share",
-            per_seed(lambda r: _cap_margin(r, default)),
+            per_seed(lambda r: share_margin(r, default)),
             "pt",
             f"largest share of a specialty {share.show('.1f', 100)}% vs "
             f"max(linear's, {SHARE_FLOOR:.0%})",
@@ -162,16 +162,17 @@ def goal_lines(goals: Sequence[Goal], default: str) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Reach:
-    """What the informed reference (true habits, not the draws) reaches within linear's rings:
-    its fastest setting whose rings per connected call stay at or under linear's (seed means)."""
+    """What the informed reference (true habits, not the draws) reaches within linear's rings
+    (and, if asked, the share cap): its fastest setting that keeps them (seed means)."""
 
-    name: str  # the informed setting, "" when none stays within linear's rings
+    name: str  # the informed setting, "" when none keeps them
     connect_ratio: float  # its mean connection over the bound's
     ftcr_margin: float  # its FTCR minus (best fixed strategy's - 0.5 pt)
 
 
-def informed_reach(runs: Sequence[Run], default: str) -> Reach:
-    """The informed setting, among those run, that connects soonest within linear's rings."""
+def informed_reach(runs: Sequence[Run], default: str, *, keep_share: bool = False) -> Reach:
+    """The informed setting, among those run, that connects soonest while ringing no more than
+    linear and, with ``keep_share``, keeping every specialty's share cap (the default's goal)."""
     names = [n for n in runs[0] if parse_informed(n) is not None]
     fixed = fixed_strategies(list(runs[0]), default)
     if not names or LINEAR not in runs[0] or not fixed:
@@ -181,7 +182,13 @@ def informed_reach(runs: Sequence[Run], default: str) -> Reach:
         return sum(f(run) for run in runs) / len(runs)
 
     limit = mean(lambda r: r[LINEAR].rings_per_connected)
-    within = [n for n in names if _mean_of(runs, n, "rings_per_connected") <= limit]
+
+    def keeps(name: str) -> bool:
+        if _mean_of(runs, name, "rings_per_connected") > limit:
+            return False
+        return not keep_share or sum(share_margin(r, name) for r in runs) >= 0.0
+
+    within = [n for n in names if keeps(n)]
     if not within:
         return Reach("", math.nan, math.nan)
     best = min(within, key=lambda n: mean(lambda r: r[n].connect_mean_s / r[BOUND].connect_mean_s))

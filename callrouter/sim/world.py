@@ -109,11 +109,13 @@ class World:
             )
             for line in scenario.lines
         ]
-        theta = parse_informed(strategy)
+        setting = parse_informed(strategy)
         chosen: Strategy = (
             strategy_named(strategy)
-            if theta is None
-            else Informed(scenario.behaviour, self.away, scenario.zone, theta)
+            if setting is None
+            else Informed(
+                scenario.behaviour, self.away, scenario.zone, setting.theta, fair=setting.fair
+            )
         )
         dialplans = scenario.dialplans
         self.env = FlowEnv(
@@ -343,4 +345,3 @@ class World:
     def _on_ended(self, call: SimCall, event: d.CallEnded) -> None:
         if event.specialty is not None:  # else: ended before choosing (closed, unknown caller)
             self.tally.specialty(call.line.specialty).on_ended(event)
-
