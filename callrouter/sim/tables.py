@@ -36,8 +36,9 @@ def _spread(runs: Sequence[Run], name: str, f: Callable[[Summary], float]) -> Sp
 def table(runs: Sequence[Run], default: str) -> str:
     """One row per strategy (mean over the seeds; ± the 95% confidence half-width when several
     seeds ran). ``top``: the largest share of a specialty's calls one consultant took."""
+    first = max(_COLUMNS[0][1], *(len(name) + 2 for name in runs[0]))  # informed-fair@0.35
     head = "".join(
-        f"{title:>{width}}" if i else f"{title:<{width}}"
+        f"{title:>{width}}" if i else f"{title:<{first}}"
         for i, (title, width) in enumerate(_COLUMNS)
     )
     rows = [head, "-" * len(head)]
@@ -48,7 +49,7 @@ def table(runs: Sequence[Run], default: str) -> str:
 
         mark = "*" if name == default else " "
         cells = (
-            f"{name + mark:<14}",
+            f"{name + mark:<{first}}",
             f"{mean(lambda s: s.calls):>7.0f}",
             f"{_spread(runs, name, lambda s: s.ftcr).show('.1f', 100) + '%':>13}",
             f"{_spread(runs, name, lambda s: s.connect_mean_s).show('.1f') + 's':>13}",
