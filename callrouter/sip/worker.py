@@ -27,6 +27,7 @@ from typing import Any
 from callrouter.sip import protocol as p
 from callrouter.sip.worker_config import WorkerConfig, parse_argv
 from callrouter.sip.worker_ipc import Inbox, Outbox, PipeClosed, Waker, start_reader
+from callrouter.sip.worker_screen import InviteBudget
 
 # How long the pj thread waits when nothing happens is ``WorkerConfig.poll_ms`` (100 ms by
 # default): nothing latency-sensitive waits for that timeout. Commands wake the poll (a datagram
@@ -65,11 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     os._exit(status)  # no interpreter teardown: pjsua2 destructors after libDestroy abort
 
 
-def _install_gate(config: WorkerConfig, stack: Any, outbox: Outbox) -> object:
-    """The worker's own gate ahead of pjsua (``worker_gate``); logged when it cannot run."""
+def _install_gate(config: WorkerConfig, stack: Any, outbox: Outbox) -> tuple[object, InviteBudget]:
+    """The worker's own gate ahead of pjsua (``worker_gate``), logged when it cannot run, and
+    the new-call budget it shares with the worker's Dials (both directions use the handles)."""
     from callrouter.sip.worker_gate import Gate  # noqa: PLC0415 - needs pjsua2 loaded
 
-    gate = Gate(outbox, config.allows)
+    budget = InviteBudget()
+    gate = Gate(outbox, config.allows, budget=budget)
     if not (
         gate.install()
         and gate.calibrate(
@@ -80,7 +83,7 @@ def _install_gate(config: WorkerConfig, stack: Any, outbox: Outbox) -> object:
         )
     ):
         outbox.send(p.Log(level=1, message=_GATE_OFF))
-    return gate
+    return gate, budget
 
 
 def _announce(config: WorkerConfig, slots: int, free: int, outbox: Outbox) -> None:
@@ -109,8 +112,8 @@ def _serve(config: WorkerConfig, outbox: Outbox) -> int:
     except pj.Error as exc:
         outbox.send(p.Log(level=1, message=f"worker start failed: {exc.info()}"))
         return 2
-    _gate = _install_gate(config, stack, outbox)  # held until exit: pjsip keeps pointers in it
-    table = LegTable(config, stack, inbox, outbox, time.monotonic)
+    _gate, budget = _install_gate(config, stack, outbox)  # held: pjsip keeps pointers in it
+    table = LegTable(config, stack, inbox, outbox, time.monotonic, budget=budget)
     _announce(config, stack.slots, table.free, outbox)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

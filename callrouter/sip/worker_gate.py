@@ -111,6 +111,7 @@ class Gate:
         outbox: Outbox,
         allowed: Callable[[str], bool],
         clock: Callable[[], float] = time.monotonic,
+        budget: InviteBudget | None = None,
     ) -> None:
         self._outbox = outbox
         self._allowed = allowed
@@ -121,7 +122,7 @@ class Gate:
         self._endpoint: int | None = None
         self._respond_stateless: Any = None
         self._string_header: Any = None
-        self._budget = InviteBudget()
+        self._budget = InviteBudget() if budget is None else budget  # shared with the Dials
         self._callback = _RxCallback(self._on_rx_request)  # held: pjsip keeps a raw pointer
         self._name = b"mod-callrouter-gate"
         self._module = _Module()

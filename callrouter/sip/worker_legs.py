@@ -24,6 +24,7 @@ from callrouter.sip.worker_ipc import Inbox, Outbox, PlayerEof
 from callrouter.sip.worker_media import Players
 from callrouter.sip.worker_native import respond_in_dialog
 from callrouter.sip.worker_recorder import Recorders
+from callrouter.sip.worker_screen import InviteBudget
 from callrouter.sip.worker_sipmsg import (
     body,
     dtmf_from_info,
@@ -49,8 +50,11 @@ class LegTable:
         inbox: Inbox,
         outbox: Outbox,
         clock: Callable[[], float],
+        *,
+        budget: InviteBudget | None = None,
     ) -> None:
         self.config = config
+        self.budget = InviteBudget() if budget is None else budget  # the gate's, shared
         self.stack = stack
         self.outbox = outbox
         self.clock = clock
@@ -169,6 +173,10 @@ class LegTable:
         if self.free == 0:
             if not self.slot_waits.wait(cmd, give_up_at):
                 self._fail_at_once(cmd.leg, 503, "no free call slot")
+            return
+        if not self.budget.take(self.clock()):  # its media sockets would exhaust the ioqueue
+            if not self.slot_waits.wait(cmd, give_up_at):
+                self._fail_at_once(cmd.leg, 503, "too many new calls")
             return
         call = LegCall(self.stack.account, self, cmd.leg, pj.PJSUA_INVALID_ID)
         leg = Leg(leg_id=cmd.leg, call=call, inbound=False, uri=cmd.uri)

@@ -57,13 +57,16 @@ OVERLOADED = Verdict(503, "Service Unavailable: too many new calls", retry_after
 
 
 class InviteBudget:
-    """At most ``most`` new INVITEs let in within any ``window`` seconds (a sliding window).
+    """At most ``most`` new calls within any ``window`` seconds (a sliding window), INVITEs in
+    and out alike: one budget per worker, shared by the gate and the worker's own Dials.
 
-    Each INVITE pjsua takes holds two select-ioqueue handles until 500 ms after its call ends,
+    Each call pjsua makes or takes holds two select-ioqueue handles until 500 ms after it ends,
     and there are 64: 30 calls inside that time survived, 34 aborted the worker (measured). The
     window covers the 500 ms and a call refused at once; 24 in it hold at most 48 handles,
     leaving room for the legs in progress. That is 40 new calls a second, sustained: more than
-    a worker's slots can use, and a benchmark's one-call-at-a-time loop still fits.
+    a worker's slots can use, and a benchmark's one-call-at-a-time loop still fits. Consultant
+    legs count too: a rota whose phones all refuse at once (a trunk answering 486 to everything)
+    had two hunts place 28 legs in 20 ms and abort the worker; over budget, a Dial waits.
     """
 
     def __init__(self, most: int = 24, window: float = 0.6) -> None:

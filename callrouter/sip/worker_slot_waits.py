@@ -1,4 +1,5 @@
-"""Dials the worker has no pjsua call slot for yet. pjsua frees a closed call's slot a moment
+"""Dials the worker has no pjsua call slot for yet (or no room in its new-call budget, see
+``worker_screen.InviteBudget``). pjsua frees a closed call's slot a moment
 after it reports DISCONNECTED, and a refused INVITE's once its answer is sent: a Dial that comes
 in that moment waits here, is tried again after each poll, and fails with 503 only once it has
 waited ``patience`` seconds. Each waiting Dial counts as a taken slot, as the pool counts it."""
