@@ -43,6 +43,10 @@ _DRAIN_MAX_SECONDS = 1.5  # how long hangups get to complete at shutdown
 _DRAIN_MIN_SECONDS = 0.3
 _GATE_CALIBRATION_SECONDS = 2.0
 _CALIBRATION_POLL_MS = 10  # the gate's start-up probe waits on short polls
+_GATE_TURNED_OFF = (
+    "the request gate is turned off (--no-gate): hostile SIP reaching this worker directly is "
+    "screened only by pjsua itself; the allow-list is kept by a 403 before any ringing"
+)
 _GATE_OFF = (
     "the request gate could not be installed on this pjsua2 build: hostile SIP reaching this "
     "worker directly (not through the edge) is screened only by pjsua itself"
@@ -66,12 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     os._exit(status)  # no interpreter teardown: pjsua2 destructors after libDestroy abort
 
 
-def _install_gate(config: WorkerConfig, stack: Any, outbox: Outbox) -> tuple[object, InviteBudget]:
+def _install_gate(
+    config: WorkerConfig, stack: Any, outbox: Outbox
+) -> tuple[object | None, InviteBudget]:
     """The worker's own gate ahead of pjsua (``worker_gate``), logged when it cannot run, and
     the new-call budget it shares with the worker's Dials (both directions use the handles)."""
     from callrouter.sip.worker_gate import Gate  # noqa: PLC0415 - needs pjsua2 loaded
 
     budget = InviteBudget()
+    if not config.gate:
+        outbox.send(p.Log(level=1, message=_GATE_TURNED_OFF))
+        return None, budget
     gate = Gate(outbox, config.allows, budget=budget)
     if not (
         gate.install()

@@ -36,6 +36,9 @@ class WorkerConfig:
     # Behind a local edge: every request we start (a consultant's INVITE, its CANCEL) goes to
     # this loose-routing SIP URI, the edge's socket on worker_host; None: straight to the peer.
     outbound_proxy: str | None = None
+    # The request gate (worker_gate) ahead of pjsua; off only to diagnose it or a build it
+    # cannot measure, and then the allow-list is still kept, by a 403 before any ringing.
+    gate: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.listen_port < 65536:
@@ -95,6 +98,8 @@ class WorkerConfig:
             args += ["--allow", network]
         if self.outbound_proxy is not None:
             args += ["--outbound-proxy", self.outbound_proxy]
+        if not self.gate:
+            args.append("--no-gate")
         return args
 
     @property
@@ -149,6 +154,9 @@ def parse_argv(argv: list[str] | None = None) -> WorkerConfig:
         metavar="URI",
         help="loose-routing proxy for the requests we start (the edge), e.g. sip:127.0.0.1:5060;lr",
     )
+    parser.add_argument(
+        "--no-gate", action="store_true", help="leave every request to pjsua (diagnosis only)"
+    )
     ns = parser.parse_args(argv)
     host, sep, port = str(ns.listen).rpartition(":")
     if not sep or not port.isdigit():
@@ -171,6 +179,7 @@ def parse_argv(argv: list[str] | None = None) -> WorkerConfig:
             allow=tuple(ns.allow),
             poll_ms=ns.poll_ms,
             outbound_proxy=ns.outbound_proxy,
+            gate=not ns.no_gate,
         )
     except ValueError as exc:
         parser.error(str(exc))
