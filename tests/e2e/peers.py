@@ -151,17 +151,18 @@ class Peers:
         pause_ms: int = 0,
         variables: Mapping[str, float] | None = None,
         source: str = LOOPBACK,
+        timeout_s: int = 40,
     ) -> Peer:
         """A sipp UAC calling ``number`` at ``engine`` (host:port); ``pause_ms`` fills <pause/>,
         ``variables`` the scenario's global variables (-set); ``source`` is the loopback
-        address it sends from."""
+        address it sends from; sipp gives up after ``timeout_s``."""
         return self._start(
             name,
             scenario,
             free_port(),
             (engine, number),
             1,
-            40,
+            timeout_s,
             dict(variables or {}),
             pause_ms,
             source,
