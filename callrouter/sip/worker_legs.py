@@ -22,12 +22,9 @@ from callrouter.sip.worker_config import WorkerConfig
 from callrouter.sip.worker_endpoint import Stack
 from callrouter.sip.worker_ipc import Inbox, Outbox, PlayerEof
 from callrouter.sip.worker_media import Players
-from callrouter.sip.worker_native import respond_in_dialog
 from callrouter.sip.worker_recorder import Recorders
 from callrouter.sip.worker_screen import InviteBudget
 from callrouter.sip.worker_sipmsg import (
-    body,
-    dtmf_from_info,
     header,
     name_addr,
     quote_display,
@@ -35,7 +32,7 @@ from callrouter.sip.worker_sipmsg import (
     split_host_port,
 )
 from callrouter.sip.worker_slot_waits import SlotWaits
-from callrouter.sip.worker_teardown import teardown
+from callrouter.sip.worker_transactions import on_transaction
 
 _SHUTDOWN_STATUS = 503  # unanswered inbound legs when the worker stops
 
@@ -345,62 +342,7 @@ class LegTable:
             self.emit(p.Digit(leg=call.leg, digit=digit, method=how))
 
     def on_transaction(self, call: LegCall, prm: Any) -> None:
-        """Plain ``application/dtmf`` INFO: pjsua handles only dtmf-relay, so answer it here."""
-        event = prm.e
-        if event.type != pj.PJSIP_EVENT_TSX_STATE:
-            return
-        tsx_state = event.body.tsxState
-        tsx = tsx_state.tsx
-        if tsx.method == "INVITE":
-            self._note_teardown(call, tsx_state)
-            return
-        if (
-            tsx.role != pj.PJSIP_ROLE_UAS
-            or tsx.method != "INFO"
-            or tsx.state != pj.PJSIP_TSX_STATE_TRYING
-            or tsx_state.type != pj.PJSIP_EVENT_RX_MSG
-        ):
-            return
-        rdata = tsx_state.src.rdata
-        message = str(rdata.wholeMsg)
-        content_type = (header(message, "Content-Type") or "").split(";", 1)[0].strip().lower()
-        if content_type != "application/dtmf":
-            return
-        digit = dtmf_from_info(content_type, body(message))
-        respond_in_dialog(rdata, 200 if digit is not None else 400)
-        if digit is not None and call.leg in self.legs:
-            self.emit(p.Digit(leg=call.leg, digit=digit, method="info"))
-
-    def _note_teardown(self, call: LegCall, tsx_state: Any) -> None:
-        """A response of a leg's INVITE (received when we called, sent when we answered): tell
-        the pool how to end the leg should this process die (``worker_teardown``)."""
-        leg = self.legs.get(call.leg)
-        if leg is None:
-            return
-        if leg.inbound and tsx_state.type == pj.PJSIP_EVENT_TX_MSG:
-            message = str(tsx_state.src.tdata.wholeMsg)
-        elif not leg.inbound and tsx_state.type == pj.PJSIP_EVENT_RX_MSG:
-            message = str(tsx_state.src.rdata.wholeMsg)
-        else:
-            return
-        host = self.config.public_host
-        via = (
-            f"[{host}]:{self.config.listen_port}"
-            if ":" in host
-            else f"{host}:{self.config.listen_port}"
-        )
-        contact = str(call.getInfo().remoteContact) if leg.inbound else ""
-        found = teardown(
-            leg.leg_id,
-            message,
-            inbound=leg.inbound,
-            remote_contact=contact,
-            via=via,
-            request_uri=leg.uri,
-            proxy=self.config.outbound_proxy or "",
-        )
-        if found is not None:
-            self.emit(found)
+        on_transaction(self, call, prm)
 
     # ------------------------------------------------------------------ housekeeping
 
