@@ -34,44 +34,19 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, Any, Self
 
 from callrouter.sip import protocol as p
-from callrouter.sip.pool_parts import WorkerObserver, WorkerStartError, WorkerView, child_env
+from callrouter.sip.pool_parts import WorkerObserver, WorkerStartError, WorkerView
+from callrouter.sip.pool_process import PoolWorker, launch, stop
 from callrouter.sip.slots import Placed, SlotBook
 from callrouter.sip.worker_config import WorkerConfig
 
 __all__ = ["WorkerObserver", "WorkerPool", "WorkerStartError", "WorkerView"]
 
-_LINE_LIMIT = 1 << 20  # SIP message dumps in Log events can be long
 _RESTART_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0)  # back-off between failed restarts
 _START_CONCURRENCY = max(4, 2 * (os.cpu_count() or 1))  # workers starting at once
-
-
-@dataclass
-class _Worker:
-    name: str
-    config: WorkerConfig
-    generation: int = 0
-    process: asyncio.subprocess.Process | None = None
-    ready: p.Ready | None = None
-    book: SlotBook = field(default_factory=SlotBook)
-    teardowns: dict[str, p.Teardown] = field(default_factory=dict)  # how to end each leg
-    reader: asyncio.Task[None] | None = None
-    ready_future: asyncio.Future[p.Ready] | None = None
-    last_logs: list[str] = field(default_factory=list)
-    started: bool = False  # wanted running: false while standing by or once retired
-    retiring: bool = False  # being stopped by ``retire``: gets no Dial
-
-    @property
-    def worker_id(self) -> str:
-        return self.name if self.generation == 0 else f"{self.name}.{self.generation}"
-
-    @property
-    def free(self) -> int:
-        return 0 if self.ready is None or self.retiring else self.book.free
 
 
 class WorkerPool:
@@ -92,7 +67,7 @@ class WorkerPool:
         names = [c.worker_id for c in configs]
         if not configs or len(set(names)) != len(names):
             raise ValueError(f"need at least one worker and unique worker ids, got {names}")
-        self._workers = {c.worker_id: _Worker(name=c.worker_id, config=c) for c in configs}
+        self._workers = {c.worker_id: PoolWorker(name=c.worker_id, config=c) for c in configs}
         self._start_timeout = start_timeout
         self._restart = restart
         self._python = python
@@ -120,7 +95,7 @@ class WorkerPool:
             worker.started = True
         gate = asyncio.Semaphore(_START_CONCURRENCY)
 
-        async def spawn(worker: _Worker) -> p.Ready:
+        async def spawn(worker: PoolWorker) -> p.Ready:
             async with gate:
                 return await self._spawn(worker)
 
@@ -147,7 +122,7 @@ class WorkerPool:
         for task in self._restarts:
             task.cancel()
         await asyncio.gather(*self._restarts, return_exceptions=True)
-        await asyncio.gather(*(self._stop(w, timeout) for w in self._workers.values()))
+        await asyncio.gather(*(stop(w, timeout) for w in self._workers.values()))
         self._events.put_nowait(None)
 
     async def grow(self, name: str) -> p.Ready:
@@ -184,7 +159,7 @@ class WorkerPool:
             return False
         worker.started = False  # its exit is not a death
         worker.ready = None
-        await self._stop(worker, timeout)
+        await stop(worker, timeout)
         worker.process, worker.retiring = None, False
         self._changed()
         return True
@@ -193,40 +168,11 @@ class WorkerPool:
         if self.on_change is not None:
             self.on_change()
 
-    async def _stop(self, worker: _Worker, timeout: float) -> None:
-        proc = worker.process
-        if proc is None:
-            return
-        if proc.returncode is None and proc.stdin is not None:
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                proc.stdin.write(p.encode(p.Shutdown()))
-                proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), timeout)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-        if worker.reader is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(worker.reader, timeout)
-
-    async def _spawn(self, worker: _Worker) -> p.Ready:
+    async def _spawn(self, worker: PoolWorker) -> p.Ready:
         loop = asyncio.get_running_loop()
         worker.ready, worker.book, worker.last_logs, worker.teardowns = None, SlotBook(), [], {}
         worker.ready_future = loop.create_future()
-        config = worker.config.with_worker_id(worker.worker_id)
-        worker.process = await asyncio.create_subprocess_exec(
-            self._python,
-            "-m",
-            "callrouter.sip.worker",
-            *config.argv(),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=self._stderr,
-            env=child_env(),
-            limit=_LINE_LIMIT,
-        )
+        worker.process = await launch(worker, python=self._python, stderr=self._stderr)
         worker.reader = asyncio.create_task(self._read(worker, worker.process))
         try:
             return await asyncio.wait_for(asyncio.shield(worker.ready_future), self._start_timeout)
@@ -289,7 +235,7 @@ class WorkerPool:
             self._write(target, command)
         self._changed()
 
-    def _write(self, worker: _Worker, command: p.Command) -> None:
+    def _write(self, worker: PoolWorker, command: p.Command) -> None:
         proc = worker.process
         if proc is None or proc.stdin is None or proc.stdin.is_closing():
             return  # dying: its legs are reported lost when the reader sees EOF
@@ -375,7 +321,7 @@ class WorkerPool:
     def _emit(self, event: p.Event) -> None:
         self._events.put_nowait(event)
 
-    async def _read(self, worker: _Worker, proc: asyncio.subprocess.Process) -> None:
+    async def _read(self, worker: PoolWorker, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
         while True:
             try:
@@ -409,7 +355,7 @@ class WorkerPool:
                 self._restarts.add(task)
                 task.add_done_callback(self._restarts.discard)
 
-    def _track(self, worker: _Worker, event: p.Event) -> None:
+    def _track(self, worker: PoolWorker, event: p.Event) -> None:
         match event:
             case p.Ready():
                 worker.ready = event
@@ -432,7 +378,7 @@ class WorkerPool:
             case _:
                 pass
 
-    def _report_death(self, worker: _Worker, code: int | None) -> None:
+    def _report_death(self, worker: PoolWorker, code: int | None) -> None:
         legs = worker.book.clear()
         if self._reaper is not None and worker.teardowns:
             self._reaper(list(worker.teardowns.values()))
@@ -445,7 +391,7 @@ class WorkerPool:
             self._emit(p.LegClosed(leg=leg))
         self._changed()
 
-    async def _restart_worker(self, worker: _Worker) -> None:
+    async def _restart_worker(self, worker: PoolWorker) -> None:
         for attempt in range(1_000_000):
             await asyncio.sleep(_RESTART_DELAYS[min(attempt, len(_RESTART_DELAYS) - 1)])
             if not worker.started:
