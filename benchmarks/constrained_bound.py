@@ -13,7 +13,6 @@ what it cannot know (the draws), not the rules. Needs scipy (the ``analysis`` ex
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -21,19 +20,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.verdict import suite_arguments  # noqa: E402
 from callrouter.sim.bound import BOUND  # noqa: E402
-from callrouter.sim.constrained import calls_of, constrained_mean, rules_of_goals  # noqa: E402
-from callrouter.sim.runner import all_strategies, prepare, run_seeds  # noqa: E402
+from callrouter.sim.constrained import constrained_mean, rules_of_goals  # noqa: E402
+from callrouter.sim.runner import all_strategies, calls_of, prepare, run_seeds  # noqa: E402
 from callrouter.sim.verdict import CONNECT_FACTOR, Spread, fixed_strategies  # noqa: E402
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--workload", type=Path, action="append", dest="workloads")
-    args = parser.parse_args()
-    paths = args.workloads or sorted((ROOT / "workloads").glob("*.yaml"))
+    args, paths = suite_arguments(__doc__.splitlines()[0])
     started = time.perf_counter()
     head = ("workload", "bound (s)", "goals kept (s)", "kept/bound", "default/bound")
     print(f"clairvoyant mean connection, keeping the other goals; {args.seeds} seeds, ±95% CI")
@@ -48,7 +43,8 @@ def main() -> int:
         best = max(fixed, key=lambda n: sum(r[n].ftcr for r in runs))
         bound, kept, ratio, default_ratio = [], [], [], []
         for seed, run in zip(seeds, runs, strict=True):
-            mean = constrained_mean(calls_of(prepared.rerun(seed=seed)), rules_of_goals(run, best))
+            calls = list(calls_of(prepared.rerun(seed=seed)))
+            mean = constrained_mean(calls, rules_of_goals(run, best))
             bound.append(run[BOUND].connect_mean_s)
             kept.append(mean)
             ratio.append(mean / run[BOUND].connect_mean_s)

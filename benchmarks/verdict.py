@@ -72,13 +72,18 @@ def reach_cell(reach: Reach) -> str:
     return f"{reach.connect_ratio:.2f}x {reach.ftcr_margin * 100:+.1f}pt ({reach.name})"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def suite_arguments(description: str) -> tuple[argparse.Namespace, list[Path]]:
+    """``--seeds``, ``--jobs`` and ``--workload`` (default: every workload of ``workloads/``)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--workload", type=Path, action="append", dest="workloads")
     args = parser.parse_args()
-    paths = args.workloads or sorted((ROOT / "workloads").glob("*.yaml"))
+    return args, args.workloads or sorted((ROOT / "workloads").glob("*.yaml"))
+
+
+def main() -> int:
+    args, paths = suite_arguments(__doc__.splitlines()[0])
     started = time.perf_counter()
     rows = []
     met = total = 0

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from callrouter.core.commands import Prompt
@@ -84,21 +84,11 @@ class _Entry:
     tied_until: float  # no consultant can be on this call's legs or talk after this
 
 
-def compute_bound(
-    scenario: Scenario,
-    arrivals: Arrivals,
-    *,
-    seed: int,
-    patience: tuple[float, float],
-    call_length: tuple[float, float],
-    away: Mapping[str, AwaySpells],
-) -> Tally:
-    """The bound's tally: per call, the earliest connection any strategy could make."""
+def compute_bound(calls: Iterable[CallOptions], offered: int) -> Tally:
+    """The bound's tally: per call (``each_call``), the earliest connection any strategy could
+    make; ``offered`` is every call that arrived."""
     tally = Tally()
-    tally.offered = len(arrivals.times)
-    calls = each_call(
-        scenario, arrivals, seed=seed, patience=patience, call_length=call_length, away=away
-    )
+    tally.offered = offered
     for call in calls:
         spec = tally.specialty(call.specialty)
         spec.chosen += 1

@@ -23,8 +23,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from callrouter.sim.bound import CallOptions, each_call
-from callrouter.sim.runner import Prepared
+from callrouter.sim.bound import CallOptions
 from callrouter.sim.verdict import FTCR_SLACK, LINEAR, SHARE_FLOOR, Run
 
 
@@ -109,23 +108,6 @@ def constrained_mean(calls: Sequence[CallOptions], rules: Rules) -> float:
         method="highs",
     )
     return float(result.fun) if result.status == 0 else math.nan
-
-
-def calls_of(prepared: Prepared) -> list[CallOptions]:
-    """Every call of a prepared world that reached the menu, with its options."""
-    workload = prepared.workload
-    length = workload.call_length_seconds
-    patience = workload.patience()
-    return list(
-        each_call(
-            prepared.scenario,
-            prepared.arrivals,
-            seed=workload.seed,
-            patience=(patience.mu, patience.sigma),
-            call_length=(length.mu, length.sigma),
-            away=prepared.away,
-        )
-    )
 
 
 def rules_of_goals(run: Run, best_fixed: str) -> Rules:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +11,7 @@ from pathlib import Path
 from callrouter.core.strategies import builtin_names
 from callrouter.settings.loader import load_settings
 from callrouter.settings.source import SourceFile
-from callrouter.sim.bound import BOUND, compute_bound
+from callrouter.sim.bound import BOUND, CallOptions, compute_bound, each_call
 from callrouter.sim.draws import Arrivals, AwaySpells, draw_arrivals, draw_away, service_days
 from callrouter.sim.report import Summary, summarise
 from callrouter.sim.scenario import Scenario, rota_scenario, served_specialties, synthetic_scenario
@@ -127,6 +127,22 @@ def away_for(workload: Workload, scenario: Scenario) -> dict[str, AwaySpells]:
     return {member: found for member, found in spells.items() if found.starts}
 
 
+def calls_of(prepared: Prepared) -> Iterator[CallOptions]:
+    """Each call of a prepared world that reached the menu, with every member who could have
+    connected it (``bound.each_call``): what the bound and the constrained bound read."""
+    workload = prepared.workload
+    length = workload.call_length_seconds
+    patience = workload.patience()
+    return each_call(
+        prepared.scenario,
+        prepared.arrivals,
+        seed=workload.seed,
+        patience=(patience.mu, patience.sigma),
+        call_length=(length.mu, length.sigma),
+        away=prepared.away,
+    )
+
+
 def run_strategy(
     prepared: Prepared, strategy: str, progress: Callable[[int], None] | None = None
 ) -> Summary:
@@ -134,14 +150,7 @@ def run_strategy(
     length = workload.call_length_seconds
     patience = workload.patience()
     if strategy == BOUND:
-        tally = compute_bound(
-            prepared.scenario,
-            prepared.arrivals,
-            seed=workload.seed,
-            patience=(patience.mu, patience.sigma),
-            call_length=(length.mu, length.sigma),
-            away=prepared.away,
-        )
+        tally = compute_bound(calls_of(prepared), len(prepared.arrivals.times))
         return summarise(strategy, tally, prepared.scenario.members)
     world = World(
         prepared.scenario,

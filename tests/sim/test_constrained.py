@@ -11,8 +11,8 @@ import pytest
 
 from callrouter.core.plan import HuntPlan, HuntPolicy
 from callrouter.sim.bound import BOUND, CallOptions, Option
-from callrouter.sim.constrained import Rules, calls_of, constrained_mean, rules_of_goals
-from callrouter.sim.runner import all_strategies, prepare, run_seed
+from callrouter.sim.constrained import Rules, constrained_mean, rules_of_goals
+from callrouter.sim.runner import all_strategies, calls_of, prepare, run_seed
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = HuntPlan("area", "skin", HuntPolicy(tiers=()), ())
@@ -62,7 +62,7 @@ class TestByHand:
 @pytest.fixture(scope="module")
 def world() -> tuple[list[CallOptions], dict[str, object]]:
     prepared = prepare(ROOT / "workloads" / "two-member-tiers.yaml").rerun(days=4)
-    return calls_of(prepared), run_seed(prepared, all_strategies())  # type: ignore[return-value]
+    return list(calls_of(prepared)), run_seed(prepared, all_strategies())  # type: ignore[return-value]
 
 
 class TestOnAWorkload:
