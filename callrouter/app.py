@@ -220,7 +220,9 @@ async def _prepared_prompts(settings: Settings) -> PreparedPrompts:
     return prompts
 
 
-def _pool(cfg: Config, workers: list[WorkerConfig], metrics: Metrics) -> tuple[WorkerPool, Reaper]:
+def _pool(
+    cfg: Config, workers: list[WorkerConfig], metrics: Metrics
+) -> tuple[WorkerPool, Reaper]:
     """The workers (``sip.workers`` started, the rest of ``max_workers`` standing by), and the
     reaper that tells a dead worker's peers: behind the edge, only the consultants (the edge
     ends the callers' legs itself)."""

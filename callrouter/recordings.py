@@ -203,7 +203,9 @@ class RecordingArchive:
                 log.exception("recording_sweep_failed")
 
 
-async def open_archive(directory: Path, key: SealingKey, publish: Publish) -> RecordingArchive:
+async def open_archive(
+    directory: Path, key: SealingKey, publish: Publish
+) -> RecordingArchive:
     """The archive, ready: directories made, and what a previous run left in ``incoming/``
     sealed before any worker starts writing there."""
     archive = RecordingArchive(directory, key, publish)

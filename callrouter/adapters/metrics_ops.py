@@ -74,7 +74,9 @@ class OperationsMetrics:
         )
         for reason in REJECT_REASONS:
             self.mqtt_rejected.labels(reason=reason)
-        self.recordings = counter("recordings", "Call recordings settled, by state.", ("state",))
+        self.recordings = counter(
+            "recordings", "Call recordings settled, by state.", ("state",)
+        )
         for state in RecordingState:
             self.recordings.labels(state=state.value)
         for outcome in (RELOAD_OK, RELOAD_FAILED):

@@ -241,7 +241,10 @@ class CallStore:
 
     async def mark_recording_purged(self, call_id: str) -> None:
         """The call's recording file was removed under the retention rule."""
-        sql = "UPDATE calls SET recording_state = 'purged', recording_path = NULL WHERE call_id = ?"
+        sql = (
+            "UPDATE calls SET recording_state = 'purged', recording_path = NULL"
+            " WHERE call_id = ?"
+        )
         await self._shielded(self._serialised([(sql, (call_id,))]))
 
     async def export(

@@ -402,7 +402,9 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if hint is float:
         return (
-            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
         )
     if hint in (str, bool):
         return isinstance(value, hint)

@@ -153,7 +153,7 @@ class TestPayloads:
 
     def test_nesting_under_the_size_cap_is_a_shape_error(self) -> None:
         # The size cap keeps nesting far below the parser's recursion limit.
-        raw = b'{"a":' * 40 + b"1" + b"}" * 40
+        raw = b"{\"a\":" * 40 + b"1" + b"}" * 40
         assert len(raw) <= 256
         with pytest.raises(RejectedPayload, match="bad_shape"):
             parse_availability(raw)

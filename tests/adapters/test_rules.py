@@ -14,8 +14,6 @@ from callrouter.adapters.metrics import AVOIDED
 from .promql_names import REPO, RULES, exported_names, recorded_names, referenced_names
 
 PROMETHEUS_DIR = RULES.parent
-
-
 def promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["promtool", *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False

@@ -27,7 +27,9 @@ class TestNhsNumberThenHash:
 
     def test_number_hash_and_menu_key_reach_the_consultant(self, e2e: E2E) -> None:
         consultant = member("c-nhs")
-        spec = TreeSpec(members=(consultant,), extra_ivr={"max_attempts": 1}, nhs_number="required")
+        spec = TreeSpec(
+            members=(consultant,), extra_ivr={"max_attempts": 1}, nhs_number="required"
+        )
         engine = e2e.start(spec)
         accepts = e2e.peers.consultant(
             "accepts", "uas_accept.xml", port=consultant.port, ring_ms=300, key_ms=300

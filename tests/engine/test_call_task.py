@@ -174,6 +174,7 @@ class TestFailureEndsTheCall:
         assert (leg_end.member_id, leg_end.result) == ("a1", d.LegResult.CANCELLED)
         assert {cmd.leg for cmd in sip.of(p.Hangup)} == {"in-1", dials(sip)[0].leg}  # type: ignore[attr-defined]
 
+
     def test_an_exception_in_the_core_ends_the_call_after_its_choice(self) -> None:
         """The rota cannot be resolved (a bug, a broken source): the GP who chose a specialty
         is hung up and the call recorded as interrupted. The facts of the step that raised

@@ -212,7 +212,7 @@ class TestCall:
         assert commands[1].files == ("/prompts/Welcome to t.wav",)
         [dial] = sip.of(p.Dial)
         assert dial.uri == "sip:a1@127.0.0.1"  # type: ignore[attr-defined]
-        assert "in-1" in [near for cmd, near in sip.sent if isinstance(cmd, p.Dial)]
+        assert ("in-1" in [near for cmd, near in sip.sent if isinstance(cmd, p.Dial)])
         [bridge] = sip.of(p.Bridge)
         assert bridge == p.Bridge("in-1", dial.leg)  # type: ignore[attr-defined]
         assert p.Hangup(dial.leg, 0) in commands  # type: ignore[attr-defined]

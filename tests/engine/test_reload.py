@@ -144,7 +144,9 @@ class TestReload:
         assert engine.env is before
         assert prepared.trees == []
 
-    def test_bad_tree_tells_systemd_why(self, tmp_path: Path, notify_socket: socket.socket) -> None:
+    def test_bad_tree_tells_systemd_why(
+        self, tmp_path: Path, notify_socket: socket.socket
+    ) -> None:
         config = copy_tree(tmp_path)
         engine = engine_on(config)
         barnet = tmp_path / "dialplans" / "barnet.yaml"

@@ -19,18 +19,11 @@ class TestStartFailure:
             port = taken.getsockname()[1]
             result = subprocess.run(
                 [
-                    sys.executable,
-                    "-m",
-                    "callrouter",
-                    "run",
-                    "--config",
-                    str(REPO / "config.yaml"),
-                    "--sip-port",
-                    str(port),
-                    "--metrics-port",
-                    "0",
-                    "--db",
-                    str(tmp_path / "calls.sqlite3"),
+                    sys.executable, "-m", "callrouter", "run",
+                    "--config", str(REPO / "config.yaml"),
+                    "--sip-port", str(port),
+                    "--metrics-port", "0",
+                    "--db", str(tmp_path / "calls.sqlite3"),
                 ],
                 capture_output=True,
                 text=True,

@@ -56,9 +56,7 @@ members:
 def team(layers: str, overrides: str = "", team_id: str = "t", kind: str = "local") -> str:
     """A rota file with MEMBERS and one team; ``layers``/``overrides`` are YAML list items
     indented by four spaces."""
-    text = (
-        MEMBERS
-        + f"""
+    text = MEMBERS + f"""
 teams:
   - id: {team_id}
     specialty: dermatology
@@ -66,7 +64,6 @@ teams:
     name: Test team
     layers:
 {layers}"""
-    )
     if overrides:
         text += f"    overrides:\n{overrides}"
     return text

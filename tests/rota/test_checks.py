@@ -92,9 +92,8 @@ class TestDstGapProblems:
         assert dst_gap_problems(weekday) == []
 
     def test_override_in_the_gap(self) -> None:
-        r = rotas(
-            team(DAILY, '    - {from: "2026-03-29 01:30", to: "2026-03-29 09:00", member: dan}\n')
-        )
+        r = rotas(team(DAILY, '    - {from: "2026-03-29 01:30", to: "2026-03-29 09:00", '
+                              "member: dan}\n"))
         assert [p.loc for p in dst_gap_problems(r)] == [("overrides", 0, "from")]
 
     def test_a_zone_without_dst_has_no_problems(self) -> None:

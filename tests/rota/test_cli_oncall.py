@@ -49,9 +49,8 @@ class TestText:
     """The text answer: tiers, members in order, ring time, strategy, and why."""
 
     def test_override_and_calendar_day(self) -> None:
-        done = run(
-            "oncall", "--specialty", "dermatology", "--area", "barnet", "--at", "2026-03-03T09:00"
-        )
+        done = run("oncall", "--specialty", "dermatology", "--area", "barnet",
+                   "--at", "2026-03-03T09:00")
         assert done.returncode == 0, done.stderr
         lines = done.stdout.splitlines()
         assert lines[0] == "dermatology in barnet at Tue 2026-03-03 09:00 GMT (Europe/London)"
@@ -68,9 +67,8 @@ class TestJson:
     """The same answer as JSON, exact at handoffs and across DST."""
 
     def test_plan_shape(self) -> None:
-        report = oncall_json(
-            "--specialty", "cardiology", "--area", "enfield", "--at", "2026-03-04T10:00"
-        )
+        report = oncall_json("--specialty", "cardiology", "--area", "enfield",
+                             "--at", "2026-03-04T10:00")
         assert report["at"] == "2026-03-04T10:00:00+00:00"
         assert report["line_open"] is True
         assert report["bank_holiday"] is None
@@ -101,9 +99,8 @@ class TestJson:
         assert local_ids("2026-03-30T07:00Z") == monday
 
     def test_bank_holiday(self) -> None:
-        report = oncall_json(
-            "--specialty", "cardiology", "--area", "barnet", "--at", "2026-05-04T10:00"
-        )
+        report = oncall_json("--specialty", "cardiology", "--area", "barnet",
+                             "--at", "2026-05-04T10:00")
         assert report["bank_holiday"] == "May Day"
         assert report["line_open"] is False
         assert report["tiers"][0]["members"] == []
@@ -148,17 +145,8 @@ class TestConfigTrees:
 
     def test_single_area_is_the_default(self, tmp_path: Path) -> None:
         root = tree(tmp_path, ("barnet.yaml",))
-        done = run(
-            "oncall",
-            "--config",
-            str(root / "config.yaml"),
-            "--specialty",
-            "renal",
-            "--at",
-            "2026-03-04T10:00",
-            "--json",
-            cwd=tmp_path,
-        )
+        done = run("oncall", "--config", str(root / "config.yaml"), "--specialty", "renal",
+                   "--at", "2026-03-04T10:00", "--json", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["area"] == "barnet"
 
@@ -181,15 +169,7 @@ class TestConfigTrees:
     def test_missing_calendar_is_reported(self, tmp_path: Path) -> None:
         root = tree(tmp_path)
         (root / "rotas" / "barnet-dermatology-clinic.ics").unlink()
-        done = run(
-            "oncall",
-            "--config",
-            str(root / "config.yaml"),
-            "--specialty",
-            "renal",
-            "--area",
-            "barnet",
-            cwd=tmp_path,
-        )
+        done = run("oncall", "--config", str(root / "config.yaml"), "--specialty", "renal",
+                   "--area", "barnet", cwd=tmp_path)
         assert done.returncode == 2
         assert "teams[0].layers[0].ics: calendar not found" in done.stderr

@@ -91,13 +91,8 @@ class TestReadCalendar:
 
     def test_cancelled_events_are_left_out(self, tmp_path: Path) -> None:
         text = calendar(
-            event(
-                "UID:c",
-                "DTSTART:20260310T140000Z",
-                "DTEND:20260310T150000Z",
-                "SUMMARY:dan",
-                "STATUS:CANCELLED",
-            )
+            event("UID:c", "DTSTART:20260310T140000Z", "DTEND:20260310T150000Z",
+                  "SUMMARY:dan", "STATUS:CANCELLED")
         )
         assert read_calendar(write(tmp_path, text), LONDON, UNTIL).shifts == ()
 
@@ -105,22 +100,12 @@ class TestReadCalendar:
         ("text", "words"),
         [
             ("not a calendar", "not a valid calendar"),
-            (
-                calendar(event("UID:n", "DTSTART:20260310T140000Z", "DTEND:20260310T150000Z")),
-                "names no member",
-            ),
-            (
-                calendar(
-                    event(
-                        "UID:e", "DTSTART:20260310T140000Z", "DTEND:20260310T130000Z", "SUMMARY:dan"
-                    )
-                ),
-                "ends before it starts",
-            ),
-            (
-                calendar(event("UID:o", "DTSTART:20260310T140000Z", "SUMMARY:dan")),
-                "no DTEND or DURATION",
-            ),
+            (calendar(event("UID:n", "DTSTART:20260310T140000Z", "DTEND:20260310T150000Z")),
+             "names no member"),
+            (calendar(event("UID:e", "DTSTART:20260310T140000Z", "DTEND:20260310T130000Z",
+                            "SUMMARY:dan")), "ends before it starts"),
+            (calendar(event("UID:o", "DTSTART:20260310T140000Z", "SUMMARY:dan")),
+             "no DTEND or DURATION"),
         ],
     )
     def test_bad_calendars(self, tmp_path: Path, text: str, words: str) -> None:
@@ -162,7 +147,8 @@ class TestIcsResolution:
         assert ids(on_call(r, "t", london("2026-03-31 13:00"))) == ["ann", "bob", "cat"]
 
     def test_overlapping_events_all_count_in_start_order(self, tmp_path: Path) -> None:
-        long_one = event("UID:l", "DTSTART:20260330T000000", "DTEND:20260404T000000", "SUMMARY:eve")
+        long_one = event("UID:l", "DTSTART:20260330T000000", "DTEND:20260404T000000",
+                         "SUMMARY:eve")
         r = loaded(tmp_path, calendar(CLINIC, long_one))
         assert ids(on_call(r, "t", london("2026-03-31 10:00")))[:2] == ["eve", "cat"]
         assert ids(on_call(r, "t", london("2026-04-03 23:59")))[0] == "eve"
@@ -189,9 +175,8 @@ class TestIcsReferences:
     def test_unknown_member_in_an_event(self, tmp_path: Path) -> None:
         from callrouter.settings.rota_checks import reference_problems  # noqa: PLC0415
 
-        stranger = event(
-            "UID:z", "DTSTART:20260310T140000Z", "DTEND:20260310T150000Z", "SUMMARY:Dr Zed"
-        )
+        stranger = event("UID:z", "DTSTART:20260310T140000Z", "DTEND:20260310T150000Z",
+                         "SUMMARY:Dr Zed")
         r = loaded(tmp_path, calendar(CLINIC, stranger))
         (problem,) = reference_problems(r)
         assert problem.loc == ("layers", 0, "ics")

@@ -138,13 +138,8 @@ class TestOverride:
 
     def test_why_names_date_cover_and_reason(self) -> None:
         override = Override.model_validate(
-            {
-                "from": "2026-03-02 08:00",
-                "to": "2026-03-09 08:00",
-                "member": "a",
-                "replaces": "m-derm-3",
-                "reason": "annual leave",
-            }
+            {"from": "2026-03-02 08:00", "to": "2026-03-09 08:00", "member": "a",
+             "replaces": "m-derm-3", "reason": "annual leave"}
         )
         assert override.why() == "override 2026-03-02 cover for m-derm-3: annual leave"
         assert override.from_ == datetime(2026, 3, 2, 8, 0)
@@ -175,13 +170,11 @@ class TestFilesAndMerge:
             Rotas(timezone="Europe/Barnet")
 
     def test_merge_indexes_by_id(self) -> None:
-        merged = rotas(
-            team("""\
+        merged = rotas(team("""\
     - name: days
       members: [ann]
       rotation: {start: "2026-01-05 08:00", turn: daily}
-""")
-        )
+"""))
         assert set(merged.members) == {"ann", "bob", "cat", "dan", "eve"}
         assert [t.id for t in merged.teams_for("dermatology")] == ["t"]
         assert merged.zone.key == "Europe/London"

@@ -135,4 +135,6 @@ class TestRotaPlanSource:
             self.source.plan("enfield", "dermatology", 0.0)
 
     def test_repr_shows_what_it_serves(self) -> None:
-        assert repr(self.source) == ("<RotaPlanSource areas=['barnet'] teams=2 zone=Europe/London>")
+        assert repr(self.source) == (
+            "<RotaPlanSource areas=['barnet'] teams=2 zone=Europe/London>"
+        )

@@ -131,12 +131,7 @@ class TestWeeklyRotation:
     def test_wraps_round_the_member_list(self) -> None:
         mondays = [london("2026-01-05 09:00") + timedelta(weeks=n) for n in range(6)]
         assert [primary(self.r, monday) for monday in mondays] == [
-            "ann",
-            "bob",
-            "cat",
-            "dan",
-            "ann",
-            "bob",
+            "ann", "bob", "cat", "dan", "ann", "bob",
         ]
 
     def test_explain_names_the_turn_and_next_handoff(self) -> None:
@@ -324,30 +319,20 @@ class TestOverrides:
         assert who(r, london("2026-03-03 14:00")) == ["cat", "ann", "bob"]
 
     def test_added_member_already_on_call_moves_first(self) -> None:
-        r = rotas(
-            team(
-                WEEKDAY_DAYS,
-                '    - {from: "2026-03-03 12:00", to: "2026-03-04 00:00", '
-                "member: bob, reason: on site}\n",
-            )
-        )
+        r = rotas(team(WEEKDAY_DAYS, '    - {from: "2026-03-03 12:00", to: "2026-03-04 00:00", '
+                                     "member: bob, reason: on site}\n"))
         found = on_call(r, "t", london("2026-03-03 12:00"))
         assert ids(found) == ["bob", "cat", "ann"]
         assert found[0].why == "override 2026-03-03 added: on site"
 
     def test_override_may_put_someone_on_outside_every_layer(self) -> None:
-        r = rotas(
-            team(
-                WEEKDAY_DAYS,
-                '    - {from: "2026-03-07 00:00", to: "2026-03-08 00:00", member: eve}\n',
-            )
-        )
+        r = rotas(team(WEEKDAY_DAYS, '    - {from: "2026-03-07 00:00", to: "2026-03-08 00:00", '
+                                     "member: eve}\n"))
         assert who(r, london("2026-03-07 12:00")) == ["eve"]
 
     def test_ending_in_the_repeated_autumn_hour_ends_once(self) -> None:
-        r = rotas(
-            team(DAILY, '    - {from: "2026-10-24 12:00", to: "2026-10-25 01:30", member: dan}\n')
-        )
+        r = rotas(team(DAILY, '    - {from: "2026-10-24 12:00", to: "2026-10-25 01:30", '
+                              "member: dan}\n"))
         assert who(r, utc("2026-10-25 00:29"))[0] == "dan"  # 01:29 BST
         assert who(r, utc("2026-10-25 00:30"))[0] != "dan"  # 01:30 BST: ended
         assert who(r, utc("2026-10-25 01:29"))[0] != "dan"  # 01:29 GMT: stays ended
@@ -369,11 +354,8 @@ class TestLayersAndDeduplication:
         )
         found = on_call(r, "t", london("2026-03-28 12:00"))  # days: bob, cat, ann
         assert ids(found) == ["cat", "bob", "ann"]
-        assert whys(found) == [
-            "layer leads (primary)",
-            "layer days (primary)",
-            "layer days (backup 2)",
-        ]
+        assert whys(found) == ["layer leads (primary)", "layer days (primary)",
+                               "layer days (backup 2)"]
 
 
 class TestSameAnswerInAnyZone:

@@ -15,24 +15,10 @@ from tests.rota.helpers import ids, london
 
 REPO = Path(__file__).resolve().parents[2]
 SPECIALTIES = (
-    "cardiology",
-    "dermatology",
-    "mental-health",
-    "paediatrics",
-    "gastroenterology",
-    "respiratory",
-    "diabetes-endocrinology",
-    "neurology",
-    "rheumatology",
-    "urology",
-    "gynaecology",
-    "haematology",
-    "renal",
-    "elderly-care",
-    "ent",
-    "ophthalmology",
-    "general-surgery",
-    "oncology",
+    "cardiology", "dermatology", "mental-health", "paediatrics", "gastroenterology",
+    "respiratory", "diabetes-endocrinology", "neurology", "rheumatology", "urology",
+    "gynaecology", "haematology", "renal", "elderly-care", "ent", "ophthalmology",
+    "general-surgery", "oncology",
 )
 
 
