@@ -14,6 +14,7 @@ import pytest
 
 from . import records
 from .conftest import E2E, member, needs_tools
+from .test_edge import needs_kamailio
 from .tree import NUMBER, Member, TreeSpec
 
 pytestmark = [needs_tools, pytest.mark.sip, pytest.mark.timeout(120)]
@@ -21,20 +22,24 @@ pytestmark = [needs_tools, pytest.mark.sip, pytest.mark.timeout(120)]
 REFUSING = 40  # members on a trunk that refuses every call at once
 
 
-def test_a_rota_refusing_every_call_at_once_does_not_kill_the_worker(e2e: E2E) -> None:
+@pytest.mark.parametrize(
+    "edge", [False, pytest.param(True, marks=needs_kamailio)], ids=["direct", "through the edge"]
+)
+def test_a_rota_refusing_every_call_at_once_does_not_kill_the_worker(e2e: E2E, edge: bool) -> None:
     trunk = member("trunk")
     refusing = tuple(
         Member(f"c-refuse-{n:02d}", trunk.port, "local" if n < REFUSING // 2 else "ncn")
         for n in range(REFUSING)
     )
     last = (member("c-last-1", "ncn"), member("c-last-2", "ncn"))
-    engine = e2e.start(TreeSpec(members=(*refusing, *last), workers=1))
+    engine = e2e.start(TreeSpec(members=(*refusing, *last), workers=1, edge=edge))
     refuses = e2e.peers.consultant("trunk", "uas_busy.xml", port=trunk.port, calls=4 * REFUSING)
     takers = [
         e2e.peers.consultant(m.id, "uas_accept.xml", port=m.port, ring_ms=200, key_ms=200)
         for m in last
     ]
-    gps = [e2e.gp(f"gp{n}", "uac_menu_bye.xml", NUMBER, talk_ms=2000) for n in range(2)]
+    scenario = "uac_edge_menu_bye.xml" if edge else "uac_menu_bye.xml"  # follows Record-Route
+    gps = [e2e.gp(f"gp{n}", scenario, NUMBER, talk_ms=8000) for n in range(2)]  # 8 s after "1"
 
     for gp in gps:
         assert gp.wait() == 0, gp.explain() + engine.log()
