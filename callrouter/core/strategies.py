@@ -214,9 +214,7 @@ class Adaptive(Strategy):
         theta = max(ring_budget(tier, self.order(tier, stats, now), stats, now), PACE_FLOOR)
         if plan is not None:
             theta = max(theta, later_pass_budget(plan, stats, now))
-        unfair = over_fair_share(tier, stats, now)
-        if unfair and max(unfair.values()) > unfair.get(candidate.member_id, 0.0):
-            theta = min(theta, ADD_FAIR_BELOW)  # a member further over the share waits for this one
+        theta = fair_pace(theta, candidate, tier, stats, now)
         return min(give_up_on(candidate.member_id, stats, theta, now), policy.ring_seconds)
 
 
@@ -304,6 +302,17 @@ def over_fair_share(
         taken.append(0.0 if rec is None else recent_of(rec, now))
     limit = FAIR_SHARE * sum(taken) + FAIRNESS_MARGIN
     return {c.member_id: n - limit for c, n in zip(members, taken, strict=True) if n > limit}
+
+
+def fair_pace(
+    theta: float, candidate: Candidate, tier: Sequence[Candidate], stats: MemberStats, now: float
+) -> float:
+    """The fairness guard's pacing: ``theta``, but at most ADD_FAIR_BELOW (nearly a full ring)
+    while a member further over their fair share than ``candidate`` waits behind it."""
+    unfair = over_fair_share(tier, stats, now)
+    if unfair and max(unfair.values()) > unfair.get(candidate.member_id, 0.0):
+        return min(theta, ADD_FAIR_BELOW)
+    return theta
 
 
 def give_up_on(

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 from callrouter.core.learning import MemberStats
 from callrouter.core.plan import Candidate, HuntPlan, HuntPolicy
-from callrouter.core.strategies import ADD_FAIR_BELOW, Strategy, over_fair_share
+from callrouter.core.strategies import Strategy, fair_pace, over_fair_share
 from callrouter.sim.draws import AwaySpells
 from callrouter.sim.scenario import Behaviour
 
@@ -156,9 +156,5 @@ class Informed(Strategy):
         plan: HuntPlan | None = None,
     ) -> float:
         self._ring = policy.ring_seconds
-        theta = self._theta
-        if self._fair:
-            unfair = over_fair_share(tier, stats, now)
-            if unfair and max(unfair.values()) > unfair.get(candidate.member_id, 0.0):
-                theta = min(theta, ADD_FAIR_BELOW)  # one further over the share waits for this
+        theta = fair_pace(self._theta, candidate, tier, stats, now) if self._fair else self._theta
         return min(self.give_up(candidate.member_id, now, theta), policy.ring_seconds)
