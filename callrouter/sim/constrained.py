@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from callrouter.sim.bound import CallOptions
-from callrouter.sim.verdict import FTCR_SLACK, LINEAR, SHARE_FLOOR, Run
+from callrouter.sim.verdict import FTCR_SLACK, LINEAR, Run, share_cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +117,6 @@ def rules_of_goals(run: Run, best_fixed: str) -> Rules:
     chosen = run[best_fixed].calls
     return Rules(
         min_connected=math.ceil((run[best_fixed].ftcr - FTCR_SLACK) * chosen - 1e-9),
-        share_caps={
-            name: max(spec.top_share, SHARE_FLOOR) for name, spec in linear.per_specialty.items()
-        },
+        share_caps={name: share_cap(run, name) for name in linear.per_specialty},
         max_rings_per_connected=linear.rings_per_connected,
     )

@@ -80,14 +80,15 @@ def fixed_strategies(names: Sequence[str], default: str) -> list[str]:
     return [n for n in names if n not in (default, BOUND) and parse_informed(n) is None]
 
 
+def share_cap(run: Run, specialty: str) -> float:
+    """The most of ``specialty``'s calls one consultant may take: max(linear's top share, 50%)."""
+    linear = run[LINEAR].per_specialty.get(specialty)
+    return max(linear.top_share if linear is not None else 0.0, SHARE_FLOOR)
+
+
 def share_margin(run: Run, default: str) -> float:
-    """The smallest, over specialties, of max(linear's top share, 50%) - the default's."""
-    d, lin = run[default], run[LINEAR]
-    margins = [
-        max(lin.per_specialty[k].top_share if k in lin.per_specialty else 0.0, SHARE_FLOOR)
-        - s.top_share
-        for k, s in d.per_specialty.items()
-    ]
+    """The smallest, over specialties, of the share cap - the default's top share."""
+    margins = [share_cap(run, k) - s.top_share for k, s in run[default].per_specialty.items()]
     return min(margins, default=math.inf)
 
 
