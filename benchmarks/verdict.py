@@ -37,7 +37,7 @@ from callrouter.sim.bound import BOUND  # noqa: E402
 from callrouter.sim.informed import parse_informed  # noqa: E402
 from callrouter.sim.report import Summary  # noqa: E402
 from callrouter.sim.runner import all_strategies, prepare, run_seeds  # noqa: E402
-from callrouter.sim.verdict import Goal, Reach, informed_reach, judge  # noqa: E402
+from callrouter.sim.verdict import Goal, Reach, bound_ratio, informed_reach, judge  # noqa: E402
 
 _SHORT = {"met": "met", "met (within noise)": "noise", "MISSED": "MISS"}
 _SCALE = {"pt": 100.0, "s": 1.0, "": 1.0}
@@ -57,13 +57,9 @@ def cell(goal: Goal) -> str:
 def fastest(runs: list[dict[str, Summary]], default: str) -> str:
     """The default's mean connection over the bound's, and the fastest strategy's (context for
     the connection goal: how close any strategy comes to the bound)."""
-
-    def ratio(name: str) -> float:
-        return sum(r[name].connect_mean_s / r[BOUND].connect_mean_s for r in runs) / len(runs)
-
     names = [n for n in runs[0] if n != BOUND and parse_informed(n) is None]
-    best = min(names, key=ratio)
-    return f"{ratio(default):.2f}x, {best} {ratio(best):.2f}x"
+    best = min(names, key=lambda n: bound_ratio(runs, n))
+    return f"{bound_ratio(runs, default):.2f}x, {best} {bound_ratio(runs, best):.2f}x"
 
 
 def reach_cell(reach: Reach) -> str:
@@ -95,8 +91,8 @@ def main() -> int:
         goals = judge(runs, default)
         reaches = [informed_reach(runs, default, keep_share=keep) for keep in (False, True)]
         reached = [reach_cell(reach) for reach in reaches]
-        own = sum(r[default].connect_mean_s / r[BOUND].connect_mean_s for r in runs) / len(runs)
         kept = reaches[1]
+        own = bound_ratio(runs, default)
         reached.append(f"{own / kept.connect_ratio:.2f}" if kept.name else "-")
         met += sum(g.verdict == "met" for g in goals)
         total += len(goals)

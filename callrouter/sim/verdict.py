@@ -74,6 +74,11 @@ class Goal:
         return "met (within noise)"
 
 
+def bound_ratio(runs: Sequence[Run], name: str) -> float:
+    """``name``'s mean connection over the bound's, averaged over the runs (seeds)."""
+    return sum(run[name].connect_mean_s / run[BOUND].connect_mean_s for run in runs) / len(runs)
+
+
 def fixed_strategies(names: Sequence[str], default: str) -> list[str]:
     """The strategies a service could pick: not the default, the bound or the informed
     reference (which reads the true habits)."""
@@ -192,11 +197,11 @@ def informed_reach(runs: Sequence[Run], default: str, *, keep_share: bool = Fals
     within = [n for n in names if keeps(n)]
     if not within:
         return Reach("", math.nan, math.nan)
-    best = min(within, key=lambda n: mean(lambda r: r[n].connect_mean_s / r[BOUND].connect_mean_s))
+    best = min(within, key=lambda n: bound_ratio(runs, n))
     top = max(_mean_of(runs, f, "ftcr") for f in fixed)
     return Reach(
         best,
-        mean(lambda r: r[best].connect_mean_s / r[BOUND].connect_mean_s),
+        bound_ratio(runs, best),
         mean(lambda r: r[best].ftcr) - top + FTCR_SLACK,
     )
 
