@@ -1,11 +1,13 @@
-"""A consultant "phone" that answers a worker's INVITEs with broken or hostile SIP: one answer
-per INVITE, taken in turn from ``ANSWERS``. A UDP socket of the test's own on loopback."""
+"""A consultant "phone" that answers a worker's INVITEs as scripted (``ANSWERS``: broken or
+hostile SIP, one answer per INVITE, in turn), or not at all. A UDP socket of the test's own on
+loopback."""
 
 from __future__ import annotations
 
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -80,8 +82,9 @@ ANSWERS: tuple[tuple[str, Answer], ...] = (
 )
 
 
-class HostileConsultant:
-    """Answers each INVITE with the next of ``ANSWERS`` (by arrival), ignores everything else."""
+class ScriptedPhone:
+    """Answers each new INVITE with the next of ``answers`` (by arrival) and ignores everything
+    else: with none, a phone that never answers at all. Notes when every INVITE arrived."""
 
     def __init__(self, answers: tuple[tuple[str, Answer], ...] = ANSWERS) -> None:
         self.answers = answers
@@ -89,6 +92,7 @@ class HostileConsultant:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
         self.port = int(self.sock.getsockname()[1])
+        self.invites: list[float] = []  # monotonic arrival of each, retransmissions too
         self.answered: list[str] = []
         self._seen: set[bytes] = set()
         self._stop = threading.Event()
@@ -103,6 +107,7 @@ class HostileConsultant:
                 continue
             if not data.startswith(b"INVITE "):
                 continue
+            self.invites.append(time.monotonic())
             call_id = re.search(rb"^Call-ID:\s*(\S+)", data, re.M | re.I)
             key = call_id.group(1) if call_id else data[:200]
             if key in self._seen or len(self.answered) >= len(self.answers):

@@ -1,14 +1,10 @@
 """A consultant phone that never answers a worker's INVITE at all (unplugged, a firewall that
 drops): the edge gives up on it after OUTBOUND_NO_ANSWER_MS with a 408 to the worker, the leg is
 recorded as that, and the hunt goes on to the next member, who connects the GP. Real kamailio,
-worker and sipp on loopback; the silent phone is a UDP socket of the test that reads and never
-replies."""
+worker and sipp on loopback; the silent phone is the test's ``ScriptedPhone`` with nothing to
+say."""
 
 from __future__ import annotations
-
-import socket
-import threading
-import time
 
 import pytest
 
@@ -16,6 +12,7 @@ from callrouter.edge.kamailio_cfg import OUTBOUND_NO_ANSWER_MS
 
 from . import records
 from .conftest import E2E, member, needs_tools
+from .hostile_consultant import ScriptedPhone
 from .test_edge import needs_kamailio
 from .tree import NUMBER, Member, TreeSpec
 
@@ -24,36 +21,8 @@ pytestmark = [needs_tools, needs_kamailio, pytest.mark.sip, pytest.mark.timeout(
 RING_SECONDS = 15.0  # longer than the edge's 10 s: the 408, not the ring time, ends the leg
 
 
-class SilentPhone:
-    """Binds a UDP port on loopback and only notes when each INVITE arrived."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = int(self.sock.getsockname()[1])
-        self.invites: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(65535)
-            except TimeoutError:
-                continue
-            if data.startswith(b"INVITE "):
-                self.invites.append(time.monotonic())
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sock.close()
-
-
 def test_a_silent_consultant_gets_a_408_from_the_edge_and_the_hunt_moves_on(e2e: E2E) -> None:
-    phone = SilentPhone()
+    phone = ScriptedPhone(answers=())  # reads INVITEs, never replies
     try:
         silent = Member("c-silent", phone.port)
         after = member("c-after")

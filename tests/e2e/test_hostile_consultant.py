@@ -12,7 +12,7 @@ import pytest
 
 from . import records
 from .conftest import E2E, member, needs_tools
-from .hostile_consultant import ANSWERS, HostileConsultant
+from .hostile_consultant import ANSWERS, ScriptedPhone
 from .test_edge import needs_kamailio
 from .tree import NUMBER, Member, TreeSpec
 
@@ -22,7 +22,7 @@ NOT_CONNECTED = {"rejected", "no_confirm", "no_answer", "error", "declined"}
 
 
 def test_hostile_answers_from_consultants_do_not_kill_the_worker(e2e: E2E) -> None:
-    phone = HostileConsultant()
+    phone = ScriptedPhone()
     try:
         hostile = tuple(Member(f"c-hostile-{n}", phone.port) for n in range(len(ANSWERS)))
         last = member("c-last", "ncn")
