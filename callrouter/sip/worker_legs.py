@@ -167,13 +167,13 @@ class LegTable:
     def _dial(self, cmd: p.Dial, give_up_at: float | None = None) -> None:
         if cmd.leg in self.legs:
             raise _CommandFailed(cmd.leg, "leg id already in use")
-        if self.free == 0:
+        # No slot, or its media sockets would exhaust the ioqueue (the budget): wait for room.
+        short = "no free call slot" if self.free == 0 else None
+        if short is None and not self.budget.take(self.clock()):
+            short = "too many new calls"
+        if short is not None:
             if not self.slot_waits.wait(cmd, give_up_at):
-                self._fail_at_once(cmd.leg, 503, "no free call slot")
-            return
-        if not self.budget.take(self.clock()):  # its media sockets would exhaust the ioqueue
-            if not self.slot_waits.wait(cmd, give_up_at):
-                self._fail_at_once(cmd.leg, 503, "too many new calls")
+                self._fail_at_once(cmd.leg, 503, short)
             return
         call = LegCall(self.stack.account, self, cmd.leg, pj.PJSUA_INVALID_ID)
         leg = Leg(leg_id=cmd.leg, call=call, inbound=False, uri=cmd.uri)
