@@ -7,6 +7,7 @@ and whose caller directory is built once.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from callrouter.core.commands import Prompt
@@ -86,18 +87,9 @@ def compile_line(
 
 
 def hunt_policy(policy: spec.HuntPolicy) -> HuntPolicy:
-    """A specialty's validated hunt policy as the core's frozen value."""
-    return HuntPolicy(
-        tiers=tuple(policy.tiers),
-        strategy=policy.strategy,
-        ring_seconds=policy.ring_seconds,
-        loops=policy.loops,
-        max_wait_seconds=policy.max_wait_seconds,
-        require_accept=policy.require_accept,
-        confirm_seconds=policy.confirm_seconds,
-        stagger_seconds=policy.stagger_seconds,
-        max_parallel=policy.max_parallel,
-    )
+    """A specialty's validated hunt policy as the core's frozen value (field by field: the
+    settings model has every field the core's has, under the same name)."""
+    return HuntPolicy(**{f.name: getattr(policy, f.name) for f in dataclasses.fields(HuntPolicy)})
 
 
 def compile_menu(menu: Menu, specialty_names: Mapping[str, str]) -> MenuNode:

@@ -122,16 +122,7 @@ def real_hunt(prepared: Prepared, specialty: str) -> HuntDefaults:
     if line is None or not prepared.arrivals.times:
         return workload.hunt
     policy = scenario.plans(line.area, specialty, prepared.arrivals.times[0]).policy
-    return HuntDefaults(
-        strategy=policy.strategy,
-        ring_seconds=policy.ring_seconds,
-        loops=policy.loops,
-        max_wait_seconds=policy.max_wait_seconds,
-        require_accept=policy.require_accept,
-        confirm_seconds=policy.confirm_seconds,
-        stagger_seconds=policy.stagger_seconds,
-        max_parallel=policy.max_parallel,
-    )
+    return HuntDefaults(**{name: getattr(policy, name) for name in HuntDefaults.model_fields})
 
 
 def _search(
