@@ -45,7 +45,6 @@ DELAY_BINS = 30  # 0-2 s … 58 s and more
 FAIRNESS_HALF_LIFE_SECONDS = 7 * 24 * 3600.0  # how fast recent accepted calls are forgotten
 
 # Results that say nothing about whether the member picks up (we ended the leg, or they were busy).
-# Tuples, not sets: membership then goes by identity, cheaper than hashing an Enum member.
 _NEUTRAL = (LegResult.CANCELLED, LegResult.BUSY, LegResult.ERROR)
 _PICKED_UP = (LegResult.ACCEPTED, LegResult.DECLINED, LegResult.NO_CONFIRM, LegResult.HUNG_UP)
 _LN2 = math.log(2.0)
@@ -82,7 +81,6 @@ class MemberRecord:
     hour_answered: list[float] = field(default_factory=lambda: [0.0] * 24)
     after_miss_rung: float = 0.0  # rings that came soon after a ring they let go unanswered
     after_miss_answered: float = 0.0
-    derived: object = None  # a strategy's figures made from this record; cleared by record()
 
 
 class MemberStats:
@@ -108,7 +106,6 @@ class MemberStats:
         if result in _NEUTRAL:
             return
         rec = self._get(member_id)
-        rec.derived = None
         rec.rung = rec.rung * MISS_DECAY + 1.0
         rec.answered *= MISS_DECAY
         bins = rec.delay_bins

@@ -11,7 +11,6 @@ import math
 from collections.abc import Callable, Sequence
 
 from callrouter.core.learning import (
-    AFTER_MISS_SECONDS,
     DELAY_BIN_SECONDS,
     HOUR_PRIOR_RINGS,
     MemberStats,
@@ -168,19 +167,10 @@ class Adaptive(Strategy):
 
     def _learned(self, member: str, stats: MemberStats, now: float) -> float:
         """The member's score: the chance of a pick-up per second of the typical wait (the
-        whisper's ~4 s included), the better the higher. Kept on the member's record until its
-        next result (ordering runs on every pass)."""
-        rec = stats.get(member)
-        # The score changes with the hour and when a miss stops being recent.
-        key = (hour_of(now), rec is not None and now - rec.last_missed <= AFTER_MISS_SECONDS)
-        if rec is not None and rec.derived is not None and rec.derived[0] == key:  # type: ignore[index]
-            return rec.derived[1]  # type: ignore[index, no-any-return]
+        whisper's ~4 s included), the better the higher."""
         mu, sigma = stats.log_delay(member)
         typical = math.exp(mu + sigma * sigma / 2)  # the lognormal's mean
-        score = stats.chance_now(member, now) / (typical + 4.0)
-        if rec is not None:
-            rec.derived = (key, score)
-        return score
+        return stats.chance_now(member, now) / (typical + 4.0)
 
     def order(
         self, members: Sequence[Candidate], stats: MemberStats, now: float
